@@ -1,0 +1,10 @@
+//! Network plumbing shared by the node and the load balancer: TLS
+//! configuration (with a generated certificate when none is configured) and
+//! an HTTP/1.1 + HTTP/2 accept loop with graceful shutdown.
+
+pub mod server;
+pub mod shutdown;
+pub mod tls;
+
+pub use server::{serve, ServeOptions};
+pub use shutdown::{Shutdown, ShutdownSignal};

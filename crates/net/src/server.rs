@@ -1,0 +1,123 @@
+//! The accept loop: plain or TLS, HTTP/1.1 and HTTP/2, graceful shutdown.
+
+use crate::shutdown::ShutdownSignal;
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// How a listener serves.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// `None` serves plain HTTP (HTTP/1.1, and HTTP/2 with prior knowledge).
+    pub tls: Option<TlsAcceptor>,
+    /// How long in-flight requests may run on once shutdown is triggered.
+    pub grace: Duration,
+    /// A name for logs (`http`, `https`, `status`).
+    pub name: &'static str,
+}
+
+/// Limit on the TLS handshake, so a silent client cannot hold a task forever.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves connections from `listener` with `handler` until `shutdown`
+/// fires, then stops accepting and waits up to `grace` for open connections
+/// to finish their requests. Returns the number of connections that were
+/// still open when the grace period ran out.
+pub async fn serve<H, F, B>(
+    listener: TcpListener,
+    opts: ServeOptions,
+    handler: H,
+    mut shutdown: ShutdownSignal,
+) -> usize
+where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let graceful = GracefulShutdown::new();
+    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(v) => v,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly
+                    // rather than spin.
+                    tracing::warn!(listener = opts.name, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait() => break,
+        };
+        // Responses are often small and latency matters more than packing.
+        let _ = stream.set_nodelay(true);
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let handler = handler.clone();
+        let tls = opts.tls.clone();
+        let name = opts.name;
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let fut = handler(req, peer);
+                async move { Ok::<_, std::convert::Infallible>(fut.await) }
+            });
+            let result = match tls {
+                None => {
+                    watcher
+                        .watch(
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .into_owned(),
+                        )
+                        .await
+                }
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            watcher
+                                .watch(
+                                    builder
+                                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                                        .into_owned(),
+                                )
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(listener = name, %peer, error = %e, "tls handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(listener = name, %peer, "tls handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(listener = name, %peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let open = graceful.count();
+    tokio::select! {
+        _ = graceful.shutdown() => 0,
+        _ = tokio::time::sleep(opts.grace) => {
+            tracing::warn!(listener = opts.name, open, "grace period over; closing connections still open");
+            open
+        }
+    }
+}

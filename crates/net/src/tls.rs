@@ -1,0 +1,213 @@
+//! TLS server configuration: configured PEM files, or a self-signed
+//! certificate generated once into the data directory and reused.
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("cannot write the generated certificate to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot generate a certificate: {0}")]
+    Generate(String),
+    #[error("the certificate and key do not make a usable TLS configuration: {0}")]
+    Config(String),
+}
+
+/// A certificate chain and its private key.
+pub struct CertifiedKey {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+    /// Where the certificate came from (for logs).
+    pub cert_path: PathBuf,
+    pub generated: bool,
+}
+
+impl std::fmt::Debug for CertifiedKey {
+    // Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertifiedKey")
+            .field("cert_path", &self.cert_path)
+            .field("certificates", &self.chain.len())
+            .field("generated", &self.generated)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads a PEM certificate chain and private key.
+pub fn load_pem(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| TlsError::Read {
+            path: p.into(),
+            source,
+        })
+    };
+    let cert_pem = read(cert)?;
+    let key_pem = read(key)?;
+    let chain = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Invalid {
+            path: cert.into(),
+            message: format!("not PEM: {e}"),
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::Invalid {
+            path: cert.into(),
+            message: "no CERTIFICATE block found".into(),
+        });
+    }
+    let key_der = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|e| TlsError::Invalid {
+            path: key.into(),
+            message: format!("not PEM: {e}"),
+        })?
+        .ok_or_else(|| TlsError::Invalid {
+            path: key.into(),
+            message: "no PRIVATE KEY block found".into(),
+        })?;
+    Ok(CertifiedKey {
+        chain,
+        key: key_der,
+        cert_path: cert.into(),
+        generated: false,
+    })
+}
+
+/// Loads `dir/cert.pem` and `dir/key.pem` if they were generated for exactly
+/// `names`; otherwise generates a new self-signed pair for `names` there.
+/// The key file is written readable by its owner only.
+pub fn load_or_generate(dir: &Path, names: &[String]) -> Result<CertifiedKey, TlsError> {
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let names_file = dir.join("names");
+    let wanted = names.join("\n");
+    let have = std::fs::read_to_string(&names_file).ok();
+    if have.as_deref() == Some(wanted.as_str()) && cert.exists() && key.exists() {
+        let mut ck = load_pem(&cert, &key)?;
+        ck.generated = true;
+        return Ok(ck);
+    }
+    if have.is_some() {
+        tracing::info!(dir = %dir.display(), "host names changed; generating a new self-signed certificate");
+    }
+    let generated = rcgen::generate_simple_self_signed(names.to_vec())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let write = |p: &Path, data: &str, private: bool| -> Result<(), TlsError> {
+        let err = |source| TlsError::Write {
+            path: p.into(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let tmp = p.with_extension("tmp");
+        {
+            use std::io::Write;
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(if private { 0o600 } else { 0o644 });
+            }
+            let mut f = opts.open(&tmp).map_err(err)?;
+            f.write_all(data.as_bytes()).map_err(err)?;
+            f.sync_all().map_err(err)?;
+        }
+        std::fs::rename(&tmp, p).map_err(err)
+    };
+    write(&key, &generated.key_pair.serialize_pem(), true)?;
+    write(&cert, &generated.cert.pem(), false)?;
+    write(&names_file, &wanted, false)?;
+    tracing::info!(cert = %cert.display(), names = %names.join(","), "generated a self-signed certificate");
+    let mut ck = load_pem(&cert, &key)?;
+    ck.generated = true;
+    Ok(ck)
+}
+
+/// A rustls server configuration offering HTTP/2 and HTTP/1.1 by ALPN.
+pub fn server_config(ck: CertifiedKey) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(ck.chain, ck.key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The names a node's generated certificate covers: its host names plus
+/// `localhost` and `127.0.0.1`, without duplicates, in a stable order.
+pub fn default_names(hosts: &[&str]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for n in hosts.iter().copied().chain(["localhost", "127.0.0.1"]) {
+        if !names.iter().any(|m| m.eq_ignore_ascii_case(n)) {
+            names.push(n.to_string());
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_once_then_reused_until_names_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = default_names(&["as.example.com", "mgt.as.example.com"]);
+        assert_eq!(
+            names,
+            [
+                "as.example.com",
+                "mgt.as.example.com",
+                "localhost",
+                "127.0.0.1"
+            ]
+        );
+        let first = load_or_generate(dir.path(), &names).unwrap();
+        let again = load_or_generate(dir.path(), &names).unwrap();
+        assert_eq!(first.chain, again.chain, "the certificate is reused");
+        let other = load_or_generate(dir.path(), &default_names(&["other.example.com"])).unwrap();
+        assert_ne!(first.chain, other.chain, "new names give a new certificate");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("key.pem"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        server_config(other).unwrap();
+    }
+
+    #[test]
+    fn bad_pem_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("c.pem");
+        std::fs::write(&cert, "not a certificate").unwrap();
+        let err = load_pem(&cert, &dir.path().join("missing.pem"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing.pem"), "{err}");
+        let key = dir.path().join("k.pem");
+        std::fs::write(&key, "").unwrap();
+        let err = load_pem(&cert, &key).unwrap_err().to_string();
+        assert!(
+            err.contains("c.pem") && err.contains("no CERTIFICATE"),
+            "{err}"
+        );
+    }
+}

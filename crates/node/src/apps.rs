@@ -1,0 +1,198 @@
+//! The table of deployed applications and how a path finds its app.
+//!
+//! The table is immutable; a deploy builds a new one and swaps it in whole
+//! (see `Node::apps`), so a request sees one consistent table from start to
+//! end and keeps the `Arc<App>` it started with even if a redeploy replaces
+//! it meanwhile. The deployment synchronizer will swap in a whole revision
+//! the same way.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Deployed applications keyed by context path (`/`, `/hello`, `/a/b`).
+#[derive(Clone, Debug)]
+pub struct AppTable<A> {
+    by_context: BTreeMap<String, Arc<A>>,
+}
+
+impl<A> Default for AppTable<A> {
+    fn default() -> Self {
+        AppTable {
+            by_context: BTreeMap::new(),
+        }
+    }
+}
+
+impl<A> AppTable<A> {
+    /// A copy of this table with `app` at `context` (replacing any there).
+    pub fn with(&self, context: &str, app: Arc<A>) -> Self {
+        let mut by_context = self.by_context.clone();
+        by_context.insert(context.to_string(), app);
+        AppTable { by_context }
+    }
+
+    /// A copy of this table without the app at `context`.
+    pub fn without(&self, context: &str) -> Self {
+        let mut by_context = self.by_context.clone();
+        by_context.remove(context);
+        AppTable { by_context }
+    }
+
+    pub fn get(&self, context: &str) -> Option<&Arc<A>> {
+        self.by_context.get(context)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_context.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_context.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<A>)> {
+        self.by_context.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The app whose context path is the longest whole-segment prefix of
+    /// `path`: `/hello` serves `/hello`, `/hello/` and `/hello/x`, but not
+    /// `/helloworld`; the root app `/` serves whatever no other app does.
+    pub fn route(&self, path: &str) -> Option<&Arc<A>> {
+        let mut candidate = path.trim_end_matches('/');
+        loop {
+            if candidate.is_empty() {
+                return self.by_context.get("/");
+            }
+            if let Some(app) = self.by_context.get(candidate) {
+                return Some(app);
+            }
+            match candidate.rfind('/') {
+                Some(i) => candidate = &candidate[..i],
+                None => return self.by_context.get("/"),
+            }
+        }
+    }
+}
+
+/// The context path for an artifact file name, following Tomcat's rules:
+/// `hello.wasm` → `/hello`, `ROOT.wasm` → `/`, `shop#cart.wasm` →
+/// `/shop/cart`. Segments may hold letters, digits, `-`, `_`, `.` and `~`;
+/// `.` and `..` segments and anything else are refused with the reason.
+pub fn context_for_file_name(file_name: &str) -> Result<String, String> {
+    let stem = file_name
+        .strip_suffix(".wasm")
+        .ok_or_else(|| format!("{file_name:?} does not end in .wasm"))?;
+    if stem == "ROOT" {
+        return Ok("/".to_string());
+    }
+    let mut context = String::new();
+    for segment in stem.split('#') {
+        validate_segment(segment).map_err(|e| format!("{file_name:?}: {e}"))?;
+        context.push('/');
+        context.push_str(segment);
+    }
+    Ok(context)
+}
+
+/// Checks a context path given directly (e.g. `/shop/cart`).
+pub fn validate_context(context: &str) -> Result<(), String> {
+    if context == "/" {
+        return Ok(());
+    }
+    let rest = context
+        .strip_prefix('/')
+        .ok_or_else(|| format!("context path {context:?} must start with '/'"))?;
+    for segment in rest.split('/') {
+        validate_segment(segment).map_err(|e| format!("context path {context:?}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn validate_segment(segment: &str) -> Result<(), String> {
+    if segment.is_empty() {
+        return Err("empty path segment".into());
+    }
+    if segment == "." || segment == ".." {
+        return Err(format!("{segment:?} is not allowed as a path segment"));
+    }
+    if let Some(c) = segment
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')))
+    {
+        return Err(format!(
+            "character {c:?} is not allowed (use letters, digits, '-', '_', '.', '~')"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn table(contexts: &[&str]) -> AppTable<String> {
+        contexts.iter().fold(AppTable::default(), |t, c| {
+            t.with(c, Arc::new(c.to_string()))
+        })
+    }
+
+    fn route<'a>(t: &'a AppTable<String>, path: &str) -> Option<&'a str> {
+        t.route(path).map(|a| a.as_str())
+    }
+
+    #[test]
+    fn longest_whole_segment_prefix_wins() {
+        let t = table(&["/hello", "/hello/admin", "/shop"]);
+        assert_eq!(route(&t, "/hello"), Some("/hello"));
+        assert_eq!(route(&t, "/hello/"), Some("/hello"));
+        assert_eq!(route(&t, "/hello/x/y"), Some("/hello"));
+        assert_eq!(route(&t, "/hello/admin/users"), Some("/hello/admin"));
+        assert_eq!(route(&t, "/helloworld"), None);
+        assert_eq!(route(&t, "/"), None);
+        let t = t.with("/", Arc::new("/".into()));
+        assert_eq!(route(&t, "/helloworld"), Some("/"));
+        assert_eq!(route(&t, "/"), Some("/"));
+        assert_eq!(route(&t, ""), Some("/"));
+    }
+
+    #[test]
+    fn file_names_map_like_tomcat() {
+        assert_eq!(context_for_file_name("hello.wasm").unwrap(), "/hello");
+        assert_eq!(context_for_file_name("ROOT.wasm").unwrap(), "/");
+        assert_eq!(
+            context_for_file_name("shop#cart.wasm").unwrap(),
+            "/shop/cart"
+        );
+        assert!(context_for_file_name("a b.wasm")
+            .unwrap_err()
+            .contains("' '"));
+        assert!(context_for_file_name("..#x.wasm").is_err());
+        assert!(context_for_file_name("a##b.wasm")
+            .unwrap_err()
+            .contains("empty"));
+        assert!(context_for_file_name("hello.war").is_err());
+        assert!(validate_context("/a/../b").is_err());
+        assert!(validate_context("a").is_err());
+        validate_context("/a/b").unwrap();
+    }
+
+    proptest! {
+        /// Whatever the table and path, the chosen app's context is a
+        /// whole-segment prefix of the path, and no longer such prefix is
+        /// deployed.
+        #[test]
+        fn route_picks_the_longest_segment_prefix(
+            contexts in proptest::collection::vec("(/[a-c]{1,2}){1,3}", 0..6),
+            root in any::<bool>(),
+            path in "(/[a-c]{1,2}){0,4}/?",
+        ) {
+            let mut refs: Vec<&str> = contexts.iter().map(String::as_str).collect();
+            if root { refs.push("/"); }
+            let t = table(&refs);
+            let is_prefix = |c: &str| c == "/" || path == c || path.starts_with(&format!("{c}/"));
+            let best = refs.iter().filter(|c| is_prefix(c)).max_by_key(|c| if **c == "/" { 0 } else { c.len() });
+            prop_assert_eq!(route(&t, &path), best.copied());
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! The Wharf node (`wharf server`): serves WebAssembly applications over
+//! HTTP and HTTPS, deploys them from the hot-deployment directory, and
+//! reports health and metrics on a status listener.
+//!
+//! A node is a manager (the default) or a worker (`--worker-node`), as in
+//! the seed's management/worker split. Both serve applications today; the
+//! admin API and console (manager) and synchronized revisions (worker) build
+//! on [`Node::apps`], which is swapped whole on every change.
+
+pub mod apps;
+mod hotdeploy;
+pub mod metrics;
+mod service;
+mod status;
+pub mod urls;
+
+use apps::AppTable;
+use arc_swap::ArcSwap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use wharf_config::{NodeConfig, ServerConfig};
+use wharf_net::{ServeOptions, ShutdownSignal};
+use wharf_runtime::{App, Runtime, Scheme};
+
+pub use service::error_response;
+
+/// Errors that stop a node from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot listen on {addr} (server.{listener}): {source}")]
+    Bind {
+        listener: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] wharf_net::tls::TlsError),
+    #[error(transparent)]
+    Runtime(#[from] wharf_runtime::SetupError),
+}
+
+/// The node's lifecycle, as the status listener (and later the cluster) reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum NodeState {
+    Starting = 0,
+    Ready = 1,
+    Draining = 2,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Starting => "starting",
+            NodeState::Ready => "ready",
+            NodeState::Draining => "draining",
+        }
+    }
+}
+
+/// The three listeners of a node, bound before the node is built so the
+/// caller (a test, the CLI) knows the real addresses and can bind port 0.
+pub struct Listeners {
+    pub http: TcpListener,
+    pub https: TcpListener,
+    pub status: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(cfg: &ServerConfig) -> Result<Listeners, NodeError> {
+        async fn one(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, NodeError> {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| NodeError::Bind {
+                    listener,
+                    addr,
+                    source,
+                })
+        }
+        Ok(Listeners {
+            http: one("http", cfg.http_addr()).await?,
+            https: one("https", cfg.https_addr()).await?,
+            status: one("status", cfg.status_addr()).await?,
+        })
+    }
+}
+
+/// A running node's shared state.
+pub struct Node {
+    pub config: NodeConfig,
+    pub runtime: Runtime,
+    /// The applications served now; replaced whole on every change.
+    pub apps: ArcSwap<AppTable<App>>,
+    pub metrics: metrics::Metrics,
+    pub urls: urls::Urls,
+    registry: prometheus_client::registry::Registry,
+    state: AtomicU8,
+    initial_deploy_done: AtomicBool,
+}
+
+impl Node {
+    pub fn state(&self) -> NodeState {
+        match self.state.load(Ordering::Acquire) {
+            0 => NodeState::Starting,
+            1 => NodeState::Ready,
+            _ => NodeState::Draining,
+        }
+    }
+
+    fn set_state(&self, s: NodeState) {
+        let old = self.state.swap(s as u8, Ordering::AcqRel);
+        if old != s as u8 {
+            tracing::info!(state = s.as_str(), "node state changed");
+        }
+    }
+
+    fn mark_initial_deploy_done(&self) {
+        self.initial_deploy_done.store(true, Ordering::Release);
+        if self.state() == NodeState::Starting {
+            self.set_state(NodeState::Ready);
+        }
+    }
+
+    pub fn role(&self) -> &'static str {
+        if self.config.server.worker_node {
+            "worker"
+        } else {
+            "manager"
+        }
+    }
+}
+
+/// Runs a node on `listeners` until `shutdown` fires, then drains: stops
+/// accepting, lets in-flight requests finish within the grace period, and
+/// returns.
+pub async fn run(
+    config: NodeConfig,
+    listeners: Listeners,
+    shutdown: ShutdownSignal,
+) -> Result<(), NodeError> {
+    let data_dir = &config.server.data_dir;
+    std::fs::create_dir_all(data_dir).map_err(|source| NodeError::DataDir {
+        path: data_dir.display().to_string(),
+        source,
+    })?;
+
+    let tls = {
+        let s = &config.server;
+        let ck = match (&s.https.cert, &s.https.key) {
+            (Some(cert), Some(key)) => wharf_net::tls::load_pem(cert, key)?,
+            _ => {
+                let names = wharf_net::tls::default_names(&[&s.host_name, &s.mgt_host_name]);
+                wharf_net::tls::load_or_generate(&data_dir.join("tls"), &names)?
+            }
+        };
+        TlsAcceptor::from(wharf_net::tls::server_config(ck)?)
+    };
+
+    let mut registry = prometheus_client::registry::Registry::with_prefix("wharf");
+    let runtime = Runtime::new(&config.runtime, &mut registry)?;
+    let metrics = metrics::Metrics::register(&mut registry);
+    let addr = |l: &TcpListener| l.local_addr().expect("a bound listener has an address");
+    let (http_addr, https_addr, status_addr) = (
+        addr(&listeners.http),
+        addr(&listeners.https),
+        addr(&listeners.status),
+    );
+    let node = Arc::new(Node {
+        urls: urls::Urls::new(&config.server, http_addr.port(), https_addr.port()),
+        config,
+        runtime,
+        apps: ArcSwap::from_pointee(AppTable::default()),
+        metrics,
+        registry,
+        state: AtomicU8::new(NodeState::Starting as u8),
+        initial_deploy_done: AtomicBool::new(false),
+    });
+    tracing::info!(
+        role = node.role(),
+        http = %http_addr,
+        https = %https_addr,
+        status = %status_addr,
+        host_name = %node.config.server.host_name,
+        data_dir = %node.config.server.data_dir.display(),
+        "node listening"
+    );
+
+    let deployer =
+        hotdeploy::HotDeployer::new(node.clone()).map_err(|source| NodeError::DataDir {
+            path: node.config.server.webapps_dir().display().to_string(),
+            source,
+        })?;
+    let deploy_task = tokio::spawn(deployer.run(shutdown.clone()));
+
+    let grace = node.config.server.shutdown_grace;
+    let app_server = |listener, tls: Option<TlsAcceptor>, name, scheme: Scheme| {
+        let node = node.clone();
+        let opts = ServeOptions { tls, grace, name };
+        tokio::spawn(wharf_net::serve(
+            listener,
+            opts,
+            move |req, peer| service::handle(node.clone(), req, scheme.clone(), peer),
+            shutdown.clone(),
+        ))
+    };
+    let http = app_server(listeners.http, None, "http", Scheme::Http);
+    let https = app_server(listeners.https, Some(tls), "https", Scheme::Https);
+    // The status listener outlives the application listeners, so that a
+    // load balancer polling /health/ready sees `draining` while requests finish.
+    let (stop_status, status_signal) = wharf_net::Shutdown::new();
+    let status = {
+        let node = node.clone();
+        let opts = ServeOptions {
+            tls: None,
+            grace,
+            name: "status",
+        };
+        tokio::spawn(wharf_net::serve(
+            listeners.status,
+            opts,
+            move |req, _| status::handle(node.clone(), req),
+            status_signal,
+        ))
+    };
+
+    let mut stop = shutdown.clone();
+    stop.wait().await;
+    node.set_state(NodeState::Draining);
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: no new connections; finishing requests in flight"
+    );
+    let (h, s) = tokio::join!(http, https);
+    let cut = h.unwrap_or(0) + s.unwrap_or(0);
+    stop_status.trigger();
+    let _ = status.await;
+    let _ = deploy_task.await;
+    if cut > 0 {
+        tracing::warn!(
+            connections = cut,
+            "stopped with connections still open after the grace period"
+        );
+    }
+    tracing::info!("node stopped");
+    Ok(())
+}

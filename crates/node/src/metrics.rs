@@ -1,0 +1,80 @@
+//! Every metric the node exports, in one place. Registered under the
+//! `wharf` prefix together with the runtime's; served on the status listener.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The application name, or `-` when no application matched.
+    pub app: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabel {
+    pub app: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeployLabels {
+    pub app: String,
+    /// `deployed`, `failed` or `undeployed`.
+    pub result: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~26 s in factor-of-2 steps.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0001, 2.0, 19,
+    ))
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<AppLabel, Histogram, fn() -> Histogram>,
+    pub deploys: Family<DeployLabels, Counter>,
+    pub apps: Gauge,
+}
+
+impl Metrics {
+    pub fn register(registry: &mut Registry) -> Metrics {
+        let m = Metrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            deploys: Family::default(),
+            apps: Gauge::default(),
+        };
+        registry.register(
+            "http_requests",
+            "HTTP requests served, by application and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to the response headers, by application",
+            m.latency.clone(),
+        );
+        registry.register(
+            "deploys",
+            "Deployment events, by application and result",
+            m.deploys.clone(),
+        );
+        registry.register("apps_deployed", "Applications deployed now", m.apps.clone());
+        m
+    }
+
+    pub(crate) fn deploy(&self, app: &str, result: &str) {
+        self.deploys
+            .get_or_create(&DeployLabels {
+                app: app.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+}

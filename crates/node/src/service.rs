@@ -1,0 +1,90 @@
+//! The application listeners' request path: route, run, account.
+
+use crate::Node;
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use wharf_runtime::{Failure, ResponseBody, Scheme};
+
+/// A short plain-text response made by the node itself.
+pub fn error_response(status: StatusCode, message: &str) -> Response<ResponseBody> {
+    let mut resp = Response::new(
+        Full::new(Bytes::from(format!("{message}\n")))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn failure_response(f: &Failure) -> Response<ResponseBody> {
+    let mut resp = error_response(f.status(), &f.client_message());
+    if *f == Failure::Busy {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+pub(crate) async fn handle(
+    node: Arc<Node>,
+    req: Request<Incoming>,
+    scheme: Scheme,
+    _peer: SocketAddr,
+) -> Response<ResponseBody> {
+    let started = Instant::now();
+    if matches!(scheme, Scheme::Http) && node.config.server.http.redirect_to_https {
+        let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let location = node.urls.https_url(target);
+        let mut resp = error_response(
+            StatusCode::PERMANENT_REDIRECT,
+            &format!("moved to {location}"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        return resp;
+    }
+
+    let app = node.apps.load().route(req.uri().path()).cloned();
+    let Some(app) = app else {
+        let resp = error_response(
+            StatusCode::NOT_FOUND,
+            "no application is deployed at this path",
+        );
+        node.metrics
+            .requests
+            .get_or_create(&crate::metrics::RequestLabels {
+                app: "-".into(),
+                status: 404,
+            })
+            .inc();
+        return resp;
+    };
+    let resp = match node.runtime.handle(&app, req, scheme).await {
+        Ok(resp) => resp,
+        Err(f) => failure_response(&f),
+    };
+    node.metrics
+        .requests
+        .get_or_create(&crate::metrics::RequestLabels {
+            app: app.name.clone(),
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    node.metrics
+        .latency
+        .get_or_create(&crate::metrics::AppLabel {
+            app: app.name.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}

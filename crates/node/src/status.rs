@@ -1,0 +1,47 @@
+//! The status listener: liveness, readiness and Prometheus metrics.
+//! It binds to 127.0.0.1 by default: metrics name every application.
+
+use crate::service::error_response;
+use crate::{Node, NodeState};
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use std::sync::Arc;
+use wharf_runtime::ResponseBody;
+
+pub(crate) async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<ResponseBody> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return error_response(StatusCode::METHOD_NOT_ALLOWED, "use GET");
+    }
+    match req.uri().path() {
+        "/health/live" => error_response(StatusCode::OK, "live"),
+        "/health/ready" => match node.state() {
+            NodeState::Ready => error_response(StatusCode::OK, "ready"),
+            s => error_response(StatusCode::SERVICE_UNAVAILABLE, s.as_str()),
+        },
+        "/metrics" => {
+            let mut text = String::new();
+            if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &node.registry) {
+                tracing::error!(error = %e, "cannot encode metrics");
+                return error_response(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics");
+            }
+            let mut resp = Response::new(
+                Full::new(Bytes::from(text))
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            );
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            resp
+        }
+        _ => error_response(
+            StatusCode::NOT_FOUND,
+            "try /health/live, /health/ready or /metrics",
+        ),
+    }
+}

@@ -1,0 +1,11 @@
+//! Test support for Wharf: WebAssembly test components built from WAT at
+//! test time (no wasm toolchain, no committed binaries), a runner for the
+//! real `wharf` binary, and waiting on conditions with a deadline.
+
+pub mod components;
+pub mod process;
+pub mod wait;
+
+pub use components::{component_from_wat, fixtures};
+pub use process::{wharf_bin, WharfProcess};
+pub use wait::{wait_until, wait_until_async};
