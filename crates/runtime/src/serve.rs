@@ -178,7 +178,7 @@ impl Runtime {
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit) {
+        if declared.is_some_and(|n| n > limit) || req.body().size_hint().lower() > limit {
             return Err(Failure::BodyTooLarge { limit });
         }
 
