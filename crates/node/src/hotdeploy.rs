@@ -175,7 +175,7 @@ impl Node {
                     sha256 = %app.sha256,
                     compile_ms = app.compile_time.as_millis() as u64,
                     cached = app.from_cache,
-                    replaced = replaced.as_deref().unwrap_or("-"),
+                    replaced = %replaced.as_deref().unwrap_or("-"),
                     total_ms = started.elapsed().as_millis() as u64,
                     "deployed application"
                 );
@@ -201,6 +201,6 @@ impl Node {
         self.apps.rcu(|t| t.without(context));
         self.metrics.deploy(&app.name, "undeployed");
         self.metrics.apps.set(self.apps.load().len() as i64);
-        tracing::info!(app = %app.name, context, sha256 = %app.sha256, file, "undeployed application");
+        tracing::info!(app = %app.name, context = %context, sha256 = %app.sha256, file = %file, "undeployed application");
     }
 }

@@ -118,7 +118,7 @@ impl Node {
     fn set_state(&self, s: NodeState) {
         let old = self.state.swap(s as u8, Ordering::AcqRel);
         if old != s as u8 {
-            tracing::info!(state = s.as_str(), "node state changed");
+            tracing::info!(state = %s.as_str(), "node state changed");
         }
     }
 
@@ -184,7 +184,7 @@ pub async fn run(
         initial_deploy_done: AtomicBool::new(false),
     });
     tracing::info!(
-        role = node.role(),
+        role = %node.role(),
         http = %http_addr,
         https = %https_addr,
         status = %status_addr,

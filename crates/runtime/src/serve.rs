@@ -263,8 +263,13 @@ impl Runtime {
                     Err(self.record(app, Failure::Trap(format!("instance task failed: {join}"))))
                 }
             },
-            // The task hits the same deadline, records it and ends itself.
-            Err(_) => Err(Failure::Timeout),
+            // The task hits the same deadline, records it and ends itself
+            // within an epoch tick; wait for that so the failure is counted
+            // before the client hears of it.
+            Err(_) => match task.await {
+                Ok(Err(f)) => Err(f),
+                _ => Err(self.record(app, Failure::Timeout)),
+            },
         }
     }
 

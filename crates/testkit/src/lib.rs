@@ -3,9 +3,11 @@
 //! real `wharf` binary, and waiting on conditions with a deadline.
 
 pub mod components;
+pub mod node;
 pub mod process;
 pub mod wait;
 
 pub use components::{component_from_wat, fixtures};
+pub use node::{TestNode, PATIENCE};
 pub use process::{wharf_bin, WharfProcess};
 pub use wait::{wait_until, wait_until_async};

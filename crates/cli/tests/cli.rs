@@ -1,0 +1,101 @@
+//! The command line itself: help, config check, bad config at start.
+
+use std::process::Command;
+
+fn wharf(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(args)
+        .env_remove("WHARF_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn help_lists_every_subcommand_and_option() {
+    let (code, out, _) = wharf(&["--help"]);
+    assert_eq!(code, 0);
+    for s in ["server", "config", "--log-format"] {
+        assert!(out.contains(s), "{s} missing from --help:\n{out}");
+    }
+    let (_, out, _) = wharf(&["server", "--help"]);
+    for s in ["--config", "--worker-node", "WHARF_CONFIG", "./wharf-data"] {
+        assert!(out.contains(s), "{s} missing from server --help:\n{out}");
+    }
+    let (_, out, _) = wharf(&["config", "check", "--help"]);
+    assert!(out.contains("file:key: message"), "{out}");
+}
+
+#[test]
+fn config_check_prints_every_error_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nport_offset = -1\nfoo = 1\n[server.http]\nport = \"x\"\n",
+    )
+    .unwrap();
+    let (code, out, _) = wharf(&["config", "check", "--config", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    let file = bad.display().to_string();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for key in ["server.port_offset", "server.http.port", "server.foo"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{file}:{key}: "))),
+            "{key}: {out}"
+        );
+    }
+
+    let syntax = dir.path().join("syntax.toml");
+    std::fs::write(&syntax, "[server\n").unwrap();
+    let (code, out, _) = wharf(&["config", "check", "--config", syntax.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with(&format!("{}:1:", syntax.display())),
+        "{out}"
+    );
+
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "[server]\nport_offset = 1\n").unwrap();
+    let (code, out, _) = wharf(&["config", "check", "-c", good.to_str().unwrap()]);
+    assert_eq!((code, out.trim().ends_with("ok")), (0, true), "{out}");
+}
+
+#[test]
+fn a_bad_config_stops_the_server_with_the_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nworker = true\n").unwrap();
+    let (code, _, err) = wharf(&["server", "--config", bad.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("server.worker: unknown key"), "{err}");
+}
+
+#[test]
+fn a_busy_port_is_reported_with_its_setting() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("w.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\ndata_dir = \"d\"\n[server.http]\nbind = \"127.0.0.1\"\nport = {port}\n\
+             [server.https]\nport = 0\n[server.status]\nport = 0\n"
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = wharf(&["server", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("server.http"),
+        "{err}"
+    );
+}
