@@ -2,6 +2,7 @@
 //! subcommand; each lives in its own file under `commands/`.
 
 mod commands;
+mod example;
 mod logging;
 
 use clap::Parser;

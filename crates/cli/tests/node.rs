@@ -350,3 +350,14 @@ async fn worker_node_flag_sets_the_role() {
     let line = node.process.wait_for_line("node listening", PATIENCE);
     assert!(line.contains("role=worker"), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_embedded_example_deploys_and_learns_its_context_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start_in(bin(), dir, "", "", &["--deploy-example"]);
+    let body = wait_status(&client(), &node.url("/greeter/some/where?x=1"), 200).await;
+    assert_eq!(
+        body,
+        "Hello from Wharf!\nYou asked for /greeter/some/where?x=1\nThis application is deployed at /greeter\n"
+    );
+}

@@ -16,6 +16,11 @@ pub struct Server {
     /// applications, accept no deployments.
     #[arg(long)]
     worker_node: bool,
+
+    /// Deploy the example application (greeter, served at /greeter) into
+    /// the hot-deployment directory before starting, unless one is there.
+    #[arg(long)]
+    deploy_example: bool,
 }
 
 impl Server {
@@ -27,6 +32,14 @@ impl Server {
         };
         if self.worker_node {
             config.server.worker_node = true;
+        }
+        if self.deploy_example {
+            let webapps = config.server.webapps_dir();
+            if crate::example::install(&webapps)
+                .with_context(|| format!("installing the example into {}", webapps.display()))?
+            {
+                tracing::info!(dir = %webapps.display(), "installed the example application greeter.wasm");
+            }
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
