@@ -6,7 +6,8 @@ fn main() -> anyhow::Result<()> {
     let [input, output] = args.as_slice() else {
         anyhow::bail!("usage: wat2component IN.wat OUT.wasm");
     };
-    let wat = std::fs::read_to_string(input).map_err(|e| anyhow::anyhow!("reading {input}: {e}"))?;
+    let wat =
+        std::fs::read_to_string(input).map_err(|e| anyhow::anyhow!("reading {input}: {e}"))?;
     let component = wharf_componentize::component_from_wat(&wat)?;
     std::fs::write(output, &component).map_err(|e| anyhow::anyhow!("writing {output}: {e}"))?;
     eprintln!("wrote {output} ({} bytes)", component.len());
