@@ -32,6 +32,14 @@ async fn wait_status(c: &reqwest::Client, url: &str, status: u16) -> String {
     .await
 }
 
+/// Waits until `url` answers 200 with exactly `body`.
+async fn wait_body(c: &reqwest::Client, url: &str, body: &str) {
+    wait_until_async(&format!("{url} to answer {body:?}"), PATIENCE, || async {
+        (get(c, url).await == (200, body.to_string())).then_some(())
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn hot_deploy_redeploy_under_load_and_undeploy() {
     let node = TestNode::start(bin(), "", "");
@@ -94,10 +102,7 @@ async fn hot_deploy_redeploy_under_load_and_undeploy() {
             versions.insert(body);
         }
     }
-    assert_eq!(
-        wait_status(&c, &node.url("/hello"), 200).await,
-        "version two\n"
-    );
+    wait_body(&c, &node.url("/hello"), "version two\n").await;
     wait_until_async("the redeploy to be logged", PATIENCE, || async {
         (node
             .process

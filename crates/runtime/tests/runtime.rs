@@ -162,6 +162,27 @@ async fn memory_growth_past_the_limit_is_stopped() {
     );
 }
 
+/// Starts a 600 ms request to `app` and returns once it holds an instance.
+async fn hold_a_slot(rt: &Arc<Runtime>, app: &Arc<App>) -> tokio::task::JoinHandle<u16> {
+    let slow = {
+        let (rt, app) = (rt.clone(), app.clone());
+        tokio::spawn(async move {
+            let resp = rt.handle(&app, get("/sleepy?ms=600"), Scheme::Http).await;
+            resp.unwrap().status().as_u16()
+        })
+    };
+    let label = wharf_runtime::metrics::AppLabel {
+        app: app.name.clone(),
+    };
+    wharf_testkit::wait_until_async(
+        "the slow request to start",
+        wharf_testkit::PATIENCE,
+        || async { (rt.metrics().instances.get_or_create(&label).get() == 1).then_some(()) },
+    )
+    .await;
+    slow
+}
+
 #[tokio::test]
 async fn instances_per_app_are_limited() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,30 +192,7 @@ async fn instances_per_app_are_limited() {
     ));
     let app = load(&rt, "sleepy", &fixtures::sleepy());
     let other = load(&rt, "hello", &fixtures::hello());
-    let slow = {
-        let (rt, app) = (rt.clone(), app.clone());
-        tokio::spawn(async move {
-            rt.handle(&app, get("/sleepy?ms=600"), Scheme::Http)
-                .await
-                .map(|r| r.status())
-        })
-    };
-    // Wait until the slow request holds the only slot.
-    wharf_testkit::wait_until_async(
-        "the slow request to start",
-        Duration::from_secs(5),
-        || async {
-            let n = rt
-                .metrics()
-                .instances
-                .get_or_create(&wharf_runtime::metrics::AppLabel {
-                    app: "sleepy".into(),
-                })
-                .get();
-            (n == 1).then_some(())
-        },
-    )
-    .await;
+    let slow = hold_a_slot(&rt, &app).await;
     let f = rt
         .handle(&app, get("/sleepy?ms=1"), Scheme::Http)
         .await
@@ -202,14 +200,9 @@ async fn instances_per_app_are_limited() {
     assert_eq!(f, Failure::Busy);
     assert_eq!(f.status(), 503);
     // Another app is not affected by this app's limit.
-    assert_eq!(
-        rt.handle(&other, get("/"), Scheme::Http)
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(slow.await.unwrap().unwrap(), 200);
+    let resp = rt.handle(&other, get("/"), Scheme::Http).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(slow.await.unwrap(), 200);
 }
 
 #[tokio::test]
@@ -221,41 +214,13 @@ async fn instances_per_node_are_limited() {
     ));
     let app = load(&rt, "sleepy", &fixtures::sleepy());
     let other = load(&rt, "hello", &fixtures::hello());
-    let slow = {
-        let (rt, app) = (rt.clone(), app.clone());
-        tokio::spawn(async move {
-            rt.handle(&app, get("/sleepy?ms=600"), Scheme::Http)
-                .await
-                .map(|r| r.status())
-        })
-    };
-    wharf_testkit::wait_until_async(
-        "the slow request to start",
-        Duration::from_secs(5),
-        || async {
-            let n = rt
-                .metrics()
-                .instances
-                .get_or_create(&wharf_runtime::metrics::AppLabel {
-                    app: "sleepy".into(),
-                })
-                .get();
-            (n == 1).then_some(())
-        },
-    )
-    .await;
-    assert_eq!(
-        rt.handle(&other, get("/"), Scheme::Http).await.unwrap_err(),
-        Failure::Busy
-    );
-    assert_eq!(slow.await.unwrap().unwrap(), 200);
-    assert_eq!(
-        rt.handle(&other, get("/"), Scheme::Http)
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    let slow = hold_a_slot(&rt, &app).await;
+    // The node-wide limit applies across applications.
+    let f = rt.handle(&other, get("/"), Scheme::Http).await.unwrap_err();
+    assert_eq!(f, Failure::Busy);
+    assert_eq!(slow.await.unwrap(), 200);
+    let resp = rt.handle(&other, get("/"), Scheme::Http).await.unwrap();
+    assert_eq!(resp.status(), 200);
 }
 
 #[tokio::test]
