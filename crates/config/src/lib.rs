@@ -7,10 +7,12 @@
 //! can print them all at once. The process environment is never read here:
 //! callers pass what they want considered.
 
+mod clustering;
 mod error;
 mod node;
 mod reader;
 
+pub use clustering::{ClusteringConfig, MIN_SECRET_LEN, SECRET_ENV};
 pub use error::{ConfigError, ConfigErrors};
 pub use node::{
     HttpListener, HttpsListener, NodeConfig, RuntimeConfig, ServerConfig, StatusListener,

@@ -1,0 +1,240 @@
+//! What a member publishes, as typed values and as gossip key-values.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Lb,
+    Manager,
+    Worker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MemberState {
+    Starting,
+    Ready,
+    Draining,
+    /// Published just before a graceful exit: drop the member at once.
+    Left,
+}
+
+macro_rules! string_enum {
+    ($t:ty, $what:literal, $($v:ident = $s:literal),+) => {
+        impl $t {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$v => $s),+ }
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($s => Ok(Self::$v),)+
+                    other => Err(format!("{other:?} is not a {}", $what)),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(
+    Role,
+    "role",
+    Lb = "lb",
+    Manager = "manager",
+    Worker = "worker"
+);
+string_enum!(
+    MemberState,
+    "member state",
+    Starting = "starting",
+    Ready = "ready",
+    Draining = "draining",
+    Left = "left"
+);
+
+/// The properties one member publishes (everything but its identity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub role: Role,
+    pub domain: String,
+    /// The `subDomain` property (`mgt`, `worker`), if set.
+    pub sub_domain: Option<String>,
+    pub state: MemberState,
+    pub http_url: Option<String>,
+    pub https_url: Option<String>,
+    pub http_proxy_port: Option<u16>,
+    pub https_proxy_port: Option<u16>,
+    pub host_name: Option<String>,
+    pub mgt_host_name: Option<String>,
+    /// The application revision served; empty until the synchronizer exists.
+    pub revision: String,
+    /// All configured properties, placeholders expanded.
+    pub properties: BTreeMap<String, String>,
+}
+
+const PROP: &str = "prop:";
+
+impl MemberInfo {
+    /// The gossip key-values for this member.
+    pub fn to_key_values(&self) -> Vec<(String, String)> {
+        let mut kv = vec![
+            ("role".to_string(), self.role.to_string()),
+            ("domain".to_string(), self.domain.clone()),
+            ("state".to_string(), self.state.to_string()),
+            ("revision".to_string(), self.revision.clone()),
+        ];
+        let optional = [
+            ("sub_domain", self.sub_domain.clone()),
+            ("http_url", self.http_url.clone()),
+            ("https_url", self.https_url.clone()),
+            (
+                "http_proxy_port",
+                self.http_proxy_port.map(|p| p.to_string()),
+            ),
+            (
+                "https_proxy_port",
+                self.https_proxy_port.map(|p| p.to_string()),
+            ),
+            ("host_name", self.host_name.clone()),
+            ("mgt_host_name", self.mgt_host_name.clone()),
+        ];
+        kv.extend(
+            optional
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.to_string(), v?))),
+        );
+        kv.extend(
+            self.properties
+                .iter()
+                .map(|(k, v)| (format!("{PROP}{k}"), v.clone())),
+        );
+        kv
+    }
+
+    /// Reads a member's key-values back; unknown keys are ignored so that
+    /// newer members can publish more.
+    pub fn from_key_values<'a>(
+        kv: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<MemberInfo, String> {
+        let map: BTreeMap<&str, &str> = kv.into_iter().collect();
+        let need = |k: &str| map.get(k).copied().ok_or_else(|| format!("missing {k:?}"));
+        let opt = |k: &str| map.get(k).map(|v| v.to_string()).filter(|v| !v.is_empty());
+        let port = |k: &str| -> Result<Option<u16>, String> {
+            map.get(k)
+                .map(|v| v.parse().map_err(|_| format!("{k} {v:?} is not a port")))
+                .transpose()
+        };
+        let properties = map
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(PROP)?.to_string(), v.to_string())))
+            .collect();
+        Ok(MemberInfo {
+            role: need("role")?.parse()?,
+            domain: need("domain")?.to_string(),
+            sub_domain: opt("sub_domain"),
+            state: need("state")?.parse()?,
+            http_url: opt("http_url"),
+            https_url: opt("https_url"),
+            http_proxy_port: port("http_proxy_port")?,
+            https_proxy_port: port("https_proxy_port")?,
+            host_name: opt("host_name"),
+            mgt_host_name: opt("mgt_host_name"),
+            revision: map.get("revision").copied().unwrap_or_default().to_string(),
+            properties,
+        })
+    }
+}
+
+/// Expands the seed's `${hostName}`, `${httpPort}`, `${httpsPort}`,
+/// `${httpProxyPort}` and `${httpsProxyPort}` placeholders in `value`.
+/// An unknown placeholder is an error naming it.
+pub fn expand_placeholders(value: &str, vars: &BTreeMap<&str, String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("unclosed placeholder in {value:?}"))?;
+        let name = &after[..end];
+        let v = vars.get(name).ok_or_else(|| {
+            let known: Vec<String> = vars.keys().map(|k| format!("${{{k}}}")).collect();
+            format!(
+                "unknown placeholder ${{{name}}} in {value:?} (known: {})",
+                known.join(", ")
+            )
+        })?;
+        out.push_str(v);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker() -> MemberInfo {
+        MemberInfo {
+            role: Role::Worker,
+            domain: "wso2.as.domain".into(),
+            sub_domain: Some("worker".into()),
+            state: MemberState::Ready,
+            http_url: Some("http://10.0.0.2:9765".into()),
+            https_url: Some("https://10.0.0.2:9445".into()),
+            http_proxy_port: Some(8280),
+            https_proxy_port: None,
+            host_name: Some("as.cloud-test.example.com".into()),
+            mgt_host_name: None,
+            revision: String::new(),
+            properties: BTreeMap::from([("subDomain".into(), "worker".into())]),
+        }
+    }
+
+    #[test]
+    fn key_values_round_trip() {
+        let m = worker();
+        let kv = m.to_key_values();
+        let back =
+            MemberInfo::from_key_values(kv.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn bad_key_values_are_named() {
+        let err =
+            MemberInfo::from_key_values([("role", "boss"), ("domain", "d"), ("state", "ready")])
+                .unwrap_err();
+        assert!(err.contains("\"boss\" is not a role"), "{err}");
+        let err = MemberInfo::from_key_values([("role", "lb"), ("state", "ready")]).unwrap_err();
+        assert!(err.contains("missing \"domain\""), "{err}");
+    }
+
+    #[test]
+    fn placeholders_expand_like_the_seed() {
+        let vars = BTreeMap::from([
+            ("hostName", "mgt.example.com".to_string()),
+            ("httpsPort", "9444".to_string()),
+        ]);
+        assert_eq!(
+            expand_placeholders("https://${hostName}:${httpsPort}/services/", &vars).unwrap(),
+            "https://mgt.example.com:9444/services/"
+        );
+        let err = expand_placeholders("${carbonHome}/x", &vars).unwrap_err();
+        assert!(
+            err.contains("${carbonHome}") && err.contains("${hostName}"),
+            "{err}"
+        );
+        assert!(expand_placeholders("${hostName", &vars).is_err());
+    }
+}
