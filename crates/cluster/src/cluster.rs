@@ -29,11 +29,12 @@ pub struct JoinOptions {
 }
 
 /// One member as seen from here.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Member {
     pub node_id: String,
     pub generation: u64,
     pub gossip_addr: SocketAddr,
+    #[serde(flatten)]
     pub info: MemberInfo,
 }
 
@@ -165,12 +166,13 @@ impl Cluster {
         self.set("state", state.as_str()).await;
     }
 
-    /// Publishes `left`, gives it a few gossip rounds to spread, and stops.
-    pub async fn leave(self) {
+    /// Publishes `left`, gives it a few gossip rounds to spread, and stops
+    /// gossiping.
+    pub async fn leave(&self) {
         self.set_state(MemberState::Left).await;
         tokio::time::sleep(self.gossip_interval * 3).await;
         self.refresher.abort();
-        let _ = self.handle.shutdown().await;
+        let _ = self.handle.initiate_shutdown();
     }
 }
 

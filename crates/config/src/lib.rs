@@ -15,8 +15,8 @@ mod reader;
 pub use clustering::{ClusteringConfig, MIN_SECRET_LEN, SECRET_ENV};
 pub use error::{ConfigError, ConfigErrors};
 pub use node::{
-    HttpListener, HttpsListener, NodeConfig, RuntimeConfig, ServerConfig, StatusListener,
-    DEFAULT_HTTPS_PORT, DEFAULT_HTTP_PORT, DEFAULT_STATUS_PORT,
+    Env, HttpListener, HttpsListener, NodeConfig, RuntimeConfig, ServerConfig, StatusListener,
+    DEFAULT_HTTPS_PORT, DEFAULT_HTTP_PORT, DEFAULT_MEMBER_PORT, DEFAULT_STATUS_PORT,
 };
 pub use reader::Reader;
 

@@ -21,7 +21,14 @@ pub const DEFAULT_STATUS_PORT: u16 = 9900;
 pub struct NodeConfig {
     pub server: ServerConfig,
     pub runtime: RuntimeConfig,
+    pub clustering: crate::ClusteringConfig,
 }
+
+/// Carbon's default `localMemberPort` for application server nodes.
+pub const DEFAULT_MEMBER_PORT: u16 = 4100;
+
+/// The variables a configuration may take from the environment.
+pub type Env = BTreeMap<String, String>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
@@ -98,12 +105,19 @@ impl NodeConfig {
         Self::from_reader(
             Reader::from_table(Default::default(), "<defaults>"),
             Path::new("."),
+            &Env::new(),
         )
         .expect("the defaults are valid")
     }
 
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigErrors> {
+        Self::load_with_env(path, &Env::new())
+    }
+
+    /// Reads and validates a configuration file; `env` may supply
+    /// `WHARF_CLUSTER_SECRET`.
+    pub fn load_with_env(path: &Path, env: &Env) -> Result<NodeConfig, ConfigErrors> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![crate::ConfigError {
@@ -113,19 +127,39 @@ impl NodeConfig {
             }])
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml(&text, &name, base)
+        Self::from_toml_with_env(&text, &name, base, env)
     }
 
     /// Parses `text`; relative paths in it are taken relative to `base`.
     pub fn from_toml(text: &str, file: &str, base: &Path) -> Result<NodeConfig, ConfigErrors> {
-        Self::from_reader(Reader::parse(text, file)?, base)
+        Self::from_toml_with_env(text, file, base, &Env::new())
     }
 
-    fn from_reader(mut r: Reader, base: &Path) -> Result<NodeConfig, ConfigErrors> {
+    pub fn from_toml_with_env(
+        text: &str,
+        file: &str,
+        base: &Path,
+        env: &Env,
+    ) -> Result<NodeConfig, ConfigErrors> {
+        Self::from_reader(Reader::parse(text, file)?, base, env)
+    }
+
+    fn from_reader(mut r: Reader, base: &Path, env: &Env) -> Result<NodeConfig, ConfigErrors> {
         let server = read_server(r.table("server"), base);
         let runtime = read_runtime(r.table("runtime"), base, &server.data_dir);
+        let clustering = crate::ClusteringConfig::read(
+            r.table("clustering"),
+            base,
+            server.port_offset,
+            DEFAULT_MEMBER_PORT,
+            env,
+        );
         r.into_result()?;
-        Ok(NodeConfig { server, runtime })
+        Ok(NodeConfig {
+            server,
+            runtime,
+            clustering,
+        })
     }
 }
 
@@ -340,7 +374,7 @@ port = 9443
 cert = "only-cert.pem"
 [runtime]
 memory_limit_mb = 0
-[clustering]
+[nonsense]
 enabled = true
 "#;
         let errs = NodeConfig::from_toml(text, "w.toml", Path::new(".")).unwrap_err();
@@ -352,7 +386,7 @@ enabled = true
             "w.toml:server.https.port: port 9443 is already used by server.http.port",
             "w.toml:server.colour: unknown key",
             "w.toml:runtime.memory_limit_mb: 0 is out of range: expected 1 to 4096",
-            "w.toml:clustering: unknown key",
+            "w.toml:nonsense: unknown key",
         ];
         for e in expect {
             assert!(

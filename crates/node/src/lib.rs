@@ -9,6 +9,7 @@
 
 pub mod apps;
 mod hotdeploy;
+mod membership;
 pub mod metrics;
 mod service;
 mod status;
@@ -45,6 +46,8 @@ pub enum NodeError {
     Tls(#[from] wharf_net::tls::TlsError),
     #[error(transparent)]
     Runtime(#[from] wharf_runtime::SetupError),
+    #[error("{0}")]
+    Cluster(String),
 }
 
 /// The node's lifecycle, as the status listener (and later the cluster) reports it.
@@ -103,6 +106,9 @@ pub struct Node {
     pub urls: urls::Urls,
     registry: prometheus_client::registry::Registry,
     state: AtomicU8,
+    state_tx: tokio::sync::watch::Sender<NodeState>,
+    /// Set once the node has joined its cluster (when clustering is enabled).
+    pub cluster: std::sync::OnceLock<Arc<wharf_cluster::Cluster>>,
     initial_deploy_done: AtomicBool,
 }
 
@@ -117,6 +123,7 @@ impl Node {
 
     fn set_state(&self, s: NodeState) {
         let old = self.state.swap(s as u8, Ordering::AcqRel);
+        self.state_tx.send_replace(s);
         if old != s as u8 {
             tracing::info!(state = %s.as_str(), "node state changed");
         }
@@ -181,6 +188,8 @@ pub async fn run(
         metrics,
         registry,
         state: AtomicU8::new(NodeState::Starting as u8),
+        state_tx: tokio::sync::watch::channel(NodeState::Starting).0,
+        cluster: std::sync::OnceLock::new(),
         initial_deploy_done: AtomicBool::new(false),
     });
     tracing::info!(
@@ -192,6 +201,15 @@ pub async fn run(
         data_dir = %node.config.server.data_dir.display(),
         "node listening"
     );
+
+    if node.config.clustering.enabled {
+        let cluster = Arc::new(membership::join(&node, http_addr.port(), https_addr.port()).await?);
+        tokio::spawn(membership::follow_state(
+            cluster.clone(),
+            node.state_tx.subscribe(),
+        ));
+        let _ = node.cluster.set(cluster);
+    }
 
     let deployer =
         hotdeploy::HotDeployer::new(node.clone()).map_err(|source| NodeError::DataDir {
@@ -240,6 +258,10 @@ pub async fn run(
     );
     let (h, s) = tokio::join!(http, https);
     let cut = h.unwrap_or(0) + s.unwrap_or(0);
+    if let Some(cluster) = node.cluster.get() {
+        cluster.leave().await;
+        tracing::info!("left the cluster");
+    }
     stop_status.trigger();
     let _ = status.await;
     let _ = deploy_task.await;

@@ -39,9 +39,28 @@ pub(crate) async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<
             );
             resp
         }
+        "/cluster/members" => match node.cluster.get() {
+            Some(cluster) => {
+                let body = serde_json::to_vec_pretty(&*cluster.members()).unwrap_or_default();
+                let mut resp = Response::new(
+                    Full::new(Bytes::from(body))
+                        .map_err(|never| match never {})
+                        .boxed_unsync(),
+                );
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                resp
+            }
+            None => error_response(
+                StatusCode::NOT_FOUND,
+                "clustering is not enabled on this node",
+            ),
+        },
         _ => error_response(
             StatusCode::NOT_FOUND,
-            "try /health/live, /health/ready or /metrics",
+            "try /health/live, /health/ready, /metrics or /cluster/members",
         ),
     }
 }

@@ -18,18 +18,20 @@ pub enum Config {
 impl Config {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self {
-            Config::Check { config } => match NodeConfig::load(&config) {
-                Ok(_) => {
-                    println!("{}: ok", config.display());
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(errs) => {
-                    for e in errs.iter() {
-                        println!("{e}");
+            Config::Check { config } => {
+                match NodeConfig::load_with_env(&config, &super::config_env()) {
+                    Ok(_) => {
+                        println!("{}: ok", config.display());
+                        Ok(ExitCode::SUCCESS)
                     }
-                    Ok(ExitCode::FAILURE)
+                    Err(errs) => {
+                        for e in errs.iter() {
+                            println!("{e}");
+                        }
+                        Ok(ExitCode::FAILURE)
+                    }
                 }
-            },
+            }
         }
     }
 }

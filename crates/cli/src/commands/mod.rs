@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod cluster;
 mod config;
 mod server;
 
@@ -12,6 +13,9 @@ pub enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(config::Config),
+    /// Look at the cluster.
+    #[command(subcommand)]
+    Cluster(cluster::Cluster),
 }
 
 impl Command {
@@ -19,6 +23,14 @@ impl Command {
         match self {
             Command::Server(c) => c.run(),
             Command::Config(c) => c.run(),
+            Command::Cluster(c) => c.run(),
         }
     }
+}
+
+/// The variables configuration may take from the environment.
+pub fn config_env() -> wharf_config::Env {
+    std::env::vars()
+        .filter(|(k, _)| k == wharf_config::SECRET_ENV)
+        .collect()
 }

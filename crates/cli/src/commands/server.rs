@@ -26,7 +26,7 @@ pub struct Server {
 impl Server {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let mut config = match &self.config {
-            Some(path) => NodeConfig::load(path)
+            Some(path) => NodeConfig::load_with_env(path, &super::config_env())
                 .map_err(|errs| anyhow::anyhow!("invalid configuration:\n{errs}"))?,
             None => NodeConfig::defaults(),
         };
