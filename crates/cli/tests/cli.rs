@@ -99,3 +99,24 @@ fn a_busy_port_is_reported_with_its_setting() {
         "{err}"
     );
 }
+
+#[test]
+fn clustering_without_a_secret_is_refused_with_how_to_set_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("w.toml");
+    std::fs::write(
+        &cfg,
+        "[clustering]\nenabled = true\nmembership_scheme = \"multicast\"\n",
+    )
+    .unwrap();
+    let (code, out, _) = wharf(&["config", "check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("clustering.secret_file:") && out.contains("WHARF_CLUSTER_SECRET"),
+        "{out}"
+    );
+    assert!(
+        out.contains("clustering.membership_scheme:") && out.contains("\"wka\""),
+        "{out}"
+    );
+}

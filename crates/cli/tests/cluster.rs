@@ -98,6 +98,33 @@ async fn members_join_fail_rejoin_and_strangers_stay_out() {
         "{joined}"
     );
 
+    // `wharf cluster members` prints the same view as a table, or JSON.
+    let status = mgr.status.to_string();
+    let out = std::process::Command::new(bin())
+        .args(["cluster", "members", "--status", &status])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    assert!(table.starts_with("ROLE"), "{table}");
+    assert_eq!(
+        table.lines().filter(|l| l.starts_with("worker ")).count(),
+        2,
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("manager ") && l.contains("mgt")),
+        "{table}"
+    );
+    let out = std::process::Command::new(bin())
+        .args(["cluster", "members", "--status", &status, "--json"])
+        .output()
+        .unwrap();
+    let json: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json.len(), 3);
+
     // A member killed without a word is dropped by every other member.
     let generation = seen
         .iter()

@@ -166,6 +166,13 @@ impl Cluster {
         self.set("state", state.as_str()).await;
     }
 
+    /// Stops gossiping without a word, as a crashed member would; for
+    /// failure-detection tests and benchmarks.
+    pub fn kill(&self) {
+        self.refresher.abort();
+        let _ = self.handle.initiate_shutdown();
+    }
+
     /// Publishes `left`, gives it a few gossip rounds to spread, and stops
     /// gossiping.
     pub async fn leave(&self) {
