@@ -77,6 +77,7 @@ async fn members_join_fail_rejoin_and_strangers_stay_out() {
         .find(|m| m["gossip_addr"] == a1.as_str())
         .unwrap();
     assert_eq!(w["role"], "worker");
+    assert!(w["last_heard_ms"].is_u64(), "{w}");
     assert_eq!(w["domain"], "wso2.as.domain");
     assert_eq!(w["sub_domain"], "worker");
     let https = w1.https.port();

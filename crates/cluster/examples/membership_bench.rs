@@ -45,7 +45,7 @@ async fn wait(
     None
 }
 
-async fn one_run(n: usize, gossip: Duration) -> (Duration, Duration) {
+async fn one_run(n: usize, gossip: Duration) -> (Duration, Duration, usize) {
     let mut members = Vec::new();
     let mut seed = None;
     let t0 = Instant::now();
@@ -75,6 +75,13 @@ async fn one_run(n: usize, gossip: Duration) -> (Duration, Duration) {
         .await
         .expect("converges");
     let converged = t0.elapsed();
+    // A steady cluster: count views that lose a member nobody killed.
+    let steady = Instant::now();
+    let mut false_downs = 0;
+    while steady.elapsed() < gossip * 15 {
+        false_downs += members.iter().filter(|c| c.members().len() < n).count();
+        tokio::time::sleep(gossip / 2).await;
+    }
     let victim = members.pop().unwrap();
     let gone = victim
         .members()
@@ -92,7 +99,7 @@ async fn one_run(n: usize, gossip: Duration) -> (Duration, Duration) {
     for m in &members {
         m.kill();
     }
-    (converged, detected)
+    (converged, detected, false_downs)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -107,20 +114,27 @@ async fn main() {
     let gossip = Duration::from_millis(args.get(1).and_then(|a| a.parse().ok()).unwrap_or(200));
     println!("sealed UDP on loopback, gossip every {gossip:?}, median of {runs} runs");
     println!(
-        "{:>8} {:>16} {:>22} {:>18} {:>8}",
-        "members", "convergence", "detection after kill", "Tribes drop time", "ratio"
+        "{:>8} {:>16} {:>22} {:>18} {:>8} {:>12}",
+        "members",
+        "convergence",
+        "detection after kill",
+        "Tribes drop time",
+        "ratio",
+        "false downs"
     );
     for n in [10, 50, 100] {
         let mut conv = Vec::new();
         let mut det = Vec::new();
+        let mut false_downs = 0;
         for _ in 0..runs {
-            let (c, d) = one_run(n, gossip).await;
+            let (c, d, f) = one_run(n, gossip).await;
             conv.push(c);
             det.push(d);
+            false_downs += f;
         }
         let (c, d) = (median(conv), median(det));
         println!(
-            "{n:>8} {:>16} {:>22} {:>18} {:>7.2}x",
+            "{n:>8} {:>16} {:>22} {:>18} {:>7.2}x {false_downs:>12}",
             format!("{:.0} ms", c.as_secs_f64() * 1000.0),
             format!("{:.0} ms", d.as_secs_f64() * 1000.0),
             format!("{:.0} ms", TRIBES_DROP.as_secs_f64() * 1000.0),

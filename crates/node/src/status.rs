@@ -41,7 +41,19 @@ pub(crate) async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<
         }
         "/cluster/members" => match node.cluster.get() {
             Some(cluster) => {
-                let body = serde_json::to_vec_pretty(&*cluster.members()).unwrap_or_default();
+                let heard = cluster.last_heard();
+                let members: Vec<serde_json::Value> = cluster
+                    .members()
+                    .iter()
+                    .map(|m| {
+                        let mut v = serde_json::to_value(m).unwrap_or_default();
+                        if let Some(ago) = heard.get(&m.node_id) {
+                            v["last_heard_ms"] = serde_json::json!(ago.as_millis() as u64);
+                        }
+                        v
+                    })
+                    .collect();
+                let body = serde_json::to_vec_pretty(&members).unwrap_or_default();
                 let mut resp = Response::new(
                     Full::new(Bytes::from(body))
                         .map_err(|never| match never {})

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 #[derive(clap::Subcommand, Debug)]
 pub enum Cluster {
     /// List the cluster's members (role, domain, sub-domain, state, URLs,
-    /// revision) as a node sees them, by asking its status listener.
+    /// revision, last heard) as a node sees them, by asking its status listener.
     Members {
         /// The node's status listener, host:port (server.status, 127.0.0.1:9900 by default).
         #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9900")]
@@ -54,6 +54,7 @@ impl Cluster {
             "https_url",
             "revision",
             "gossip_addr",
+            "last_heard_ms",
             "node_id",
         ];
         let rows: Vec<Vec<String>> = members
