@@ -188,7 +188,8 @@ async fn members_join_fail_rejoin_and_strangers_stay_out() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_member_whose_well_known_members_are_down_joins_when_one_comes_up() {
+async fn a_member_whose_well_known_members_are_down_joins_when_one_comes_up_and_rejoins_after_a_restart(
+) {
     // Reserve a UDP port for the manager-to-be, then release it for it.
     let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = probe.local_addr().unwrap().port();
@@ -203,10 +204,29 @@ async fn a_member_whose_well_known_members_are_down_joins_when_one_comes_up() {
         "[clustering]\nenabled = true\nlocal_member_host = \"127.0.0.1\"\nlocal_member_port = {port}\n\
          secret_file = \"secret\"\ngossip_interval_ms = 100\n"
     );
-    let mgr = TestNode::start_in(bin(), dir, "", &clustering, &[]);
+    let mut mgr = TestNode::start_in(bin(), dir, "", &clustering, &[]);
     wait_members(&mgr, "the worker to find the late manager", |m| {
         m.len() == 2
     })
     .await;
     wait_members(&worker, "the worker to see the manager", |m| m.len() == 2).await;
+
+    // The well-known member dies and comes back on its port: rejoined.
+    mgr.process.signal("KILL");
+    mgr.process.wait_exit(PATIENCE);
+    wait_members(&worker, "the worker to drop the dead manager", |m| {
+        m.len() == 1
+    })
+    .await;
+    let dir = std::mem::replace(&mut mgr.dir, tempfile::tempdir().unwrap());
+    drop(mgr);
+    let mgr = TestNode::start_in(bin(), dir, "", &clustering, &[]);
+    wait_members(&mgr, "the restarted manager to see the worker", |m| {
+        m.len() == 2
+    })
+    .await;
+    wait_members(&worker, "the worker to see the restarted manager", |m| {
+        m.len() == 2
+    })
+    .await;
 }
