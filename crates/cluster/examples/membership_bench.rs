@@ -3,7 +3,6 @@
 //!
 //!   membership_bench [RUNS] [GOSSIP_MS]
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use wharf_cluster::transport::SealedUdpTransport;
 use wharf_cluster::{Cluster, JoinOptions, MemberInfo, MemberState, Role};
@@ -14,20 +13,12 @@ const SECRET: &[u8] = b"benchmark secret, long enough....";
 const TRIBES_DROP: Duration = Duration::from_secs(3);
 
 fn info() -> MemberInfo {
-    MemberInfo {
-        role: Role::Worker,
-        domain: "wso2.as.domain".into(),
-        sub_domain: Some("worker".into()),
-        state: MemberState::Ready,
-        http_url: None,
-        https_url: None,
-        http_proxy_port: None,
-        https_proxy_port: None,
-        host_name: None,
-        mgt_host_name: None,
-        revision: String::new(),
-        properties: BTreeMap::new(),
-    }
+    MemberInfo::new(
+        Role::Worker,
+        "wso2.as.domain",
+        Some("worker"),
+        MemberState::Ready,
+    )
 }
 
 async fn wait(

@@ -85,6 +85,29 @@ pub struct MemberInfo {
 const PROP: &str = "prop:";
 
 impl MemberInfo {
+    /// A member with only its role, domain, sub-domain and state set.
+    pub fn new(
+        role: Role,
+        domain: &str,
+        sub_domain: Option<&str>,
+        state: MemberState,
+    ) -> MemberInfo {
+        MemberInfo {
+            role,
+            domain: domain.to_string(),
+            sub_domain: sub_domain.map(str::to_string),
+            state,
+            http_url: None,
+            https_url: None,
+            http_proxy_port: None,
+            https_proxy_port: None,
+            host_name: None,
+            mgt_host_name: None,
+            revision: String::new(),
+            properties: BTreeMap::new(),
+        }
+    }
+
     /// The gossip key-values for this member.
     pub fn to_key_values(&self) -> Vec<(String, String)> {
         let mut kv = vec![

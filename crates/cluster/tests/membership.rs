@@ -2,7 +2,6 @@
 //! restored) and over real, sealed UDP on loopback.
 
 use chitchat::transport::{ChannelTransport, Transport};
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use wharf_cluster::transport::SealedUdpTransport;
@@ -10,20 +9,7 @@ use wharf_cluster::{Cluster, JoinOptions, MemberInfo, MemberState, Role};
 use wharf_testkit::{wait_until_async, PATIENCE};
 
 fn info(role: Role, sub_domain: &str) -> MemberInfo {
-    MemberInfo {
-        role,
-        domain: "wso2.as.domain".into(),
-        sub_domain: Some(sub_domain.into()),
-        state: MemberState::Ready,
-        http_url: None,
-        https_url: None,
-        http_proxy_port: None,
-        https_proxy_port: None,
-        host_name: None,
-        mgt_host_name: None,
-        revision: String::new(),
-        properties: BTreeMap::new(),
-    }
+    MemberInfo::new(role, "wso2.as.domain", Some(sub_domain), MemberState::Ready)
 }
 
 fn opts(i: usize, addr: SocketAddr, seeds: &[SocketAddr]) -> JoinOptions {

@@ -10,19 +10,26 @@ use std::sync::Arc;
 use std::time::Instant;
 use wharf_runtime::{Failure, ResponseBody, Scheme};
 
-/// A short plain-text response made by the node itself.
-pub fn error_response(status: StatusCode, message: &str) -> Response<ResponseBody> {
+/// A response made by the node itself, with a whole body.
+pub fn full_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<ResponseBody> {
     let mut resp = Response::new(
-        Full::new(Bytes::from(format!("{message}\n")))
+        Full::new(body.into())
             .map_err(|never| match never {})
             .boxed_unsync(),
     );
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
+}
+
+/// A short plain-text response made by the node itself.
+pub fn error_response(status: StatusCode, message: &str) -> Response<ResponseBody> {
+    full_response(status, "text/plain; charset=utf-8", format!("{message}\n"))
 }
 
 fn failure_response(f: &Failure) -> Response<ResponseBody> {

@@ -1,11 +1,9 @@
 //! The status listener: liveness, readiness and Prometheus metrics.
 //! It binds to 127.0.0.1 by default: metrics name every application.
 
-use crate::service::error_response;
+use crate::service::{error_response, full_response};
 use crate::{Node, NodeState};
-use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use std::sync::Arc;
 use wharf_runtime::ResponseBody;
@@ -26,18 +24,11 @@ pub(crate) async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<
                 tracing::error!(error = %e, "cannot encode metrics");
                 return error_response(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics");
             }
-            let mut resp = Response::new(
-                Full::new(Bytes::from(text))
-                    .map_err(|never| match never {})
-                    .boxed_unsync(),
-            );
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            );
-            resp
+            full_response(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                text,
+            )
         }
         "/cluster/members" => match node.cluster.get() {
             Some(cluster) => {
@@ -54,16 +45,7 @@ pub(crate) async fn handle(node: Arc<Node>, req: Request<Incoming>) -> Response<
                     })
                     .collect();
                 let body = serde_json::to_vec_pretty(&members).unwrap_or_default();
-                let mut resp = Response::new(
-                    Full::new(Bytes::from(body))
-                        .map_err(|never| match never {})
-                        .boxed_unsync(),
-                );
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                resp
+                full_response(StatusCode::OK, "application/json", body)
             }
             None => error_response(
                 StatusCode::NOT_FOUND,
