@@ -118,7 +118,7 @@ impl Cluster {
         let refresher = tokio::spawn(async move {
             let mut joined = false;
             loop {
-                let members = {
+                let mut members = {
                     let guard = chitchat.lock().await;
                     let live: Vec<&ChitchatId> = guard.live_nodes().collect();
                     note_heartbeats(&heard_by_refresher, &guard, &live);
@@ -141,21 +141,19 @@ impl Cluster {
                         })
                         .collect::<Vec<_>>()
                 };
-                let mut members = members;
                 members.sort_by(|a, b| a.node_id.cmp(&b.node_id));
                 if !joined && members.iter().any(|m| m.node_id != me) {
                     joined = true;
                     tracing::info!(members = members.len(), "joined the cluster");
                 }
-                let changed = tx.send_if_modified(|old| {
+                tx.send_if_modified(move |old| {
                     if **old == members {
                         return false;
                     }
                     log_changes(old, &members);
-                    *old = Arc::new(members.clone());
+                    *old = Arc::new(members);
                     true
                 });
-                let _ = changed;
                 if tx.is_closed() {
                     return;
                 }
@@ -213,8 +211,7 @@ impl Cluster {
     pub async fn leave(&self) {
         self.set_state(MemberState::Left).await;
         tokio::time::sleep(self.gossip_interval * 3).await;
-        self.refresher.abort();
-        let _ = self.handle.initiate_shutdown();
+        self.kill();
     }
 }
 

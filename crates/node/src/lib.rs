@@ -18,7 +18,7 @@ pub mod urls;
 use apps::AppTable;
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -109,7 +109,6 @@ pub struct Node {
     state_tx: tokio::sync::watch::Sender<NodeState>,
     /// Set once the node has joined its cluster (when clustering is enabled).
     pub cluster: std::sync::OnceLock<Arc<wharf_cluster::Cluster>>,
-    initial_deploy_done: AtomicBool,
 }
 
 impl Node {
@@ -130,7 +129,6 @@ impl Node {
     }
 
     fn mark_initial_deploy_done(&self) {
-        self.initial_deploy_done.store(true, Ordering::Release);
         if self.state() == NodeState::Starting {
             self.set_state(NodeState::Ready);
         }
@@ -190,7 +188,6 @@ pub async fn run(
         state: AtomicU8::new(NodeState::Starting as u8),
         state_tx: tokio::sync::watch::channel(NodeState::Starting).0,
         cluster: std::sync::OnceLock::new(),
-        initial_deploy_done: AtomicBool::new(false),
     });
     tracing::info!(
         role = %node.role(),
@@ -203,7 +200,7 @@ pub async fn run(
     );
 
     if node.config.clustering.enabled {
-        let cluster = Arc::new(membership::join(&node, http_addr.port(), https_addr.port()).await?);
+        let cluster = Arc::new(membership::join(&node).await?);
         tokio::spawn(membership::follow_state(
             cluster.clone(),
             node.state_tx.subscribe(),

@@ -17,15 +17,11 @@ fn member_state(s: NodeState) -> MemberState {
 
 /// Joins the cluster with this node's properties, and keeps its published
 /// state in step with the node's.
-pub(crate) async fn join(
-    node: &Arc<Node>,
-    http_port: u16,
-    https_port: u16,
-) -> Result<Cluster, NodeError> {
+pub(crate) async fn join(node: &Arc<Node>) -> Result<Cluster, NodeError> {
     let c = &node.config.clustering;
     let s = &node.config.server;
-    let http_proxy = s.http.proxy_port.unwrap_or(http_port);
-    let https_proxy = s.https.proxy_port.unwrap_or(https_port);
+    let http_proxy = node.urls.http_port();
+    let https_proxy = node.urls.https_port();
     let vars: BTreeMap<&str, String> = BTreeMap::from([
         ("hostName", s.host_name.clone()),
         ("mgtHostName", s.mgt_host_name.clone()),

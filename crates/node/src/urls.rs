@@ -24,6 +24,16 @@ impl Urls {
         }
     }
 
+    /// The port clients reach plain HTTP on: the proxy port, else the bound one.
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
+    /// The port clients reach HTTPS on: the proxy port, else the bound one.
+    pub fn https_port(&self) -> u16 {
+        self.https_port
+    }
+
     /// `http://host[:port]` with the port left out when it is 80.
     pub fn http_base(&self) -> String {
         base("http", &self.host, self.http_port, 80)
