@@ -61,9 +61,10 @@ impl ClusteringConfig {
         base: &Path,
         port_offset: u16,
         default_port: u16,
+        default_enabled: bool,
         env: &BTreeMap<String, String>,
     ) -> ClusteringConfig {
-        let enabled = r.bool_or("enabled", false);
+        let enabled = r.bool_or("enabled", default_enabled);
         let scheme = r.string_or("membership_scheme", "wka");
         if scheme != "wka" {
             r.error(
@@ -174,7 +175,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let c = ClusteringConfig::read(r.table("clustering"), Path::new("."), 2, 4000, &env);
+        let c = ClusteringConfig::read(r.table("clustering"), Path::new("."), 2, 4000, false, &env);
         r.into_result().map(|()| c)
     }
 

@@ -9,11 +9,17 @@
 
 mod clustering;
 mod error;
+mod lb;
+pub mod lbconf;
 mod node;
 mod reader;
 
 pub use clustering::{ClusteringConfig, MIN_SECRET_LEN, SECRET_ENV};
 pub use error::{ConfigError, ConfigErrors};
+pub use lb::{
+    AccessLog, AccessLogFormat, HealthCheck, HostCert, LbConfig, LbHttps, LbListener, LbSettings,
+    DEFAULT_LB_HTTPS_PORT, DEFAULT_LB_HTTP_PORT, DEFAULT_LB_MEMBER_PORT, DEFAULT_LB_STATUS_PORT,
+};
 pub use node::{
     Env, HttpListener, HttpsListener, NodeConfig, RuntimeConfig, ServerConfig, StatusListener,
     DEFAULT_HTTPS_PORT, DEFAULT_HTTP_PORT, DEFAULT_MEMBER_PORT, DEFAULT_STATUS_PORT,

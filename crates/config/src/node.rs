@@ -152,6 +152,7 @@ impl NodeConfig {
             base,
             server.port_offset,
             DEFAULT_MEMBER_PORT,
+            false,
             env,
         );
         r.into_result()?;
@@ -204,16 +205,7 @@ fn read_server(mut r: Reader, base: &Path) -> ServerConfig {
     let hot_deploy_interval =
         Duration::from_millis(r.u64_or("hot_deploy_interval_ms", 500, 50, 600_000));
 
-    let port = |t: &mut Reader, default: u16| -> u16 {
-        let configured = t.u16_or("port", default);
-        offset_port(configured, port_offset).unwrap_or_else(|| {
-            t.error(
-                "port",
-                format!("{configured} + port_offset {port_offset} is above 65535"),
-            );
-            configured
-        })
-    };
+    let port = |t: &mut Reader, default: u16| read_port(t, default, port_offset);
 
     let mut t = r.table("http");
     let http = HttpListener {
@@ -253,13 +245,7 @@ fn read_server(mut r: Reader, base: &Path) -> ServerConfig {
         ("https.port", https.port),
         ("status.port", status.port),
     ];
-    for (i, (a, pa)) in ports.iter().enumerate() {
-        for (b, pb) in &ports[i + 1..] {
-            if *pa != 0 && pa == pb {
-                r.error(b, format!("port {pb} is already used by server.{a}"));
-            }
-        }
-    }
+    check_distinct_ports(&r, "server", &ports);
 
     r.finish();
     ServerConfig {
@@ -273,6 +259,29 @@ fn read_server(mut r: Reader, base: &Path) -> ServerConfig {
         status,
         shutdown_grace,
         hot_deploy_interval,
+    }
+}
+
+/// `port` of a listener table, plus the port offset.
+pub(crate) fn read_port(t: &mut Reader, default: u16, port_offset: u16) -> u16 {
+    let configured = t.u16_or("port", default);
+    offset_port(configured, port_offset).unwrap_or_else(|| {
+        t.error(
+            "port",
+            format!("{configured} + port_offset {port_offset} is above 65535"),
+        );
+        configured
+    })
+}
+
+/// Listeners of one process must not share a port.
+pub(crate) fn check_distinct_ports(r: &Reader, prefix: &str, ports: &[(&str, u16)]) {
+    for (i, (a, pa)) in ports.iter().enumerate() {
+        for (b, pb) in &ports[i + 1..] {
+            if *pa != 0 && pa == pb {
+                r.error(b, format!("port {pb} is already used by {prefix}.{a}"));
+            }
+        }
     }
 }
 
