@@ -3,8 +3,10 @@
 //! cluster) has an application to serve with nothing else installed.
 
 fn main() {
-    let src =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/greeter/greeter.wat");
+    // Read at run time: a build script compiled in another checkout (a
+    // shared target directory) must still look in this one.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let src = std::path::Path::new(&dir).join("../../examples/greeter/greeter.wat");
     println!("cargo:rerun-if-changed={}", src.display());
     let wat =
         std::fs::read_to_string(&src).unwrap_or_else(|e| panic!("reading {}: {e}", src.display()));

@@ -43,7 +43,7 @@ pub type View = Arc<Vec<Member>>;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot join the cluster: {0}")]
-pub struct JoinError(String);
+pub struct JoinError(pub(crate) String);
 
 /// When each live member's heartbeat last advanced, by node id.
 type Heard = Arc<std::sync::Mutex<BTreeMap<String, (u64, std::time::Instant)>>>;

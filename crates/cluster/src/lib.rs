@@ -7,9 +7,11 @@
 //! ([`seal`], [`transport::SealedUdpTransport`]).
 
 pub mod cluster;
+mod join;
 pub mod member;
 pub mod seal;
 pub mod transport;
 
 pub use cluster::{Cluster, JoinError, JoinOptions, Member, View};
+pub use join::join_configured;
 pub use member::{MemberInfo, MemberState, Role};

@@ -72,6 +72,12 @@ pub struct MemberInfo {
     pub state: MemberState,
     pub http_url: Option<String>,
     pub https_url: Option<String>,
+    /// `host:port` where the load balancer reaches the member's plain HTTP
+    /// listener: its cluster address and the port it really bound (the
+    /// URLs above name the public, proxied ports).
+    pub http_addr: Option<String>,
+    /// `host:port` of the member's status listener (`/health/ready`).
+    pub status_addr: Option<String>,
     pub http_proxy_port: Option<u16>,
     pub https_proxy_port: Option<u16>,
     pub host_name: Option<String>,
@@ -99,6 +105,8 @@ impl MemberInfo {
             state,
             http_url: None,
             https_url: None,
+            http_addr: None,
+            status_addr: None,
             http_proxy_port: None,
             https_proxy_port: None,
             host_name: None,
@@ -120,6 +128,8 @@ impl MemberInfo {
             ("sub_domain", self.sub_domain.clone()),
             ("http_url", self.http_url.clone()),
             ("https_url", self.https_url.clone()),
+            ("http_addr", self.http_addr.clone()),
+            ("status_addr", self.status_addr.clone()),
             (
                 "http_proxy_port",
                 self.http_proxy_port.map(|p| p.to_string()),
@@ -168,6 +178,8 @@ impl MemberInfo {
             state: need("state")?.parse()?,
             http_url: opt("http_url"),
             https_url: opt("https_url"),
+            http_addr: opt("http_addr"),
+            status_addr: opt("status_addr"),
             http_proxy_port: port("http_proxy_port")?,
             https_proxy_port: port("https_proxy_port")?,
             host_name: opt("host_name"),
@@ -217,6 +229,8 @@ mod tests {
             state: MemberState::Ready,
             http_url: Some("http://10.0.0.2:9765".into()),
             https_url: Some("https://10.0.0.2:9445".into()),
+            http_addr: Some("10.0.0.2:9765".into()),
+            status_addr: Some("10.0.0.2:9902".into()),
             http_proxy_port: Some(8280),
             https_proxy_port: None,
             host_name: Some("as.cloud-test.example.com".into()),

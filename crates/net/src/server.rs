@@ -25,6 +25,20 @@ pub struct ServeOptions {
     pub grace: Duration,
     /// A name for logs (`http`, `https`, `status`).
     pub name: &'static str,
+    /// Close an HTTP/1 connection that sends no request for this long
+    /// (the seed's `http.socket.timeout`); `None` keeps idle connections.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl ServeOptions {
+    pub fn new(name: &'static str, tls: Option<TlsAcceptor>, grace: Duration) -> ServeOptions {
+        ServeOptions {
+            tls,
+            grace,
+            name,
+            idle_timeout: None,
+        }
+    }
 }
 
 /// Limit on the TLS handshake, so a silent client cannot hold a task forever.
@@ -47,7 +61,16 @@ where
     B::Error: Into<BoxError>,
 {
     let graceful = GracefulShutdown::new();
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    if let Some(idle) = opts.idle_timeout {
+        // hyper's header read timer also runs while a kept-alive
+        // connection waits for its next request.
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(idle);
+    }
+    let builder = Arc::new(builder);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {

@@ -147,6 +147,62 @@ pub fn server_config(ck: CertifiedKey) -> Result<Arc<rustls::ServerConfig>, TlsE
     Ok(Arc::new(config))
 }
 
+/// A rustls server configuration that presents, by the client's SNI, the
+/// certificate configured for that host name, and `default` otherwise
+/// (or when the client sends no name).
+pub fn sni_server_config(
+    default: CertifiedKey,
+    per_host: Vec<(Vec<String>, CertifiedKey)>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let sign = |ck: CertifiedKey| -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
+        let key = provider
+            .key_provider
+            .load_private_key(ck.key)
+            .map_err(|e| TlsError::Invalid {
+                path: ck.cert_path.clone(),
+                message: format!("unusable private key: {e}"),
+            })?;
+        Ok(Arc::new(rustls::sign::CertifiedKey::new(ck.chain, key)))
+    };
+    let mut by_name = std::collections::HashMap::new();
+    for (names, ck) in per_host {
+        let signed = sign(ck)?;
+        for n in names {
+            by_name.insert(n.to_ascii_lowercase(), signed.clone());
+        }
+    }
+    let resolver = SniResolver {
+        default: sign(default)?,
+        by_name,
+    };
+    let mut config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+#[derive(Debug)]
+struct SniResolver {
+    default: Arc<rustls::sign::CertifiedKey>,
+    by_name: std::collections::HashMap<String, Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl rustls::server::ResolvesServerCert for SniResolver {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let chosen = hello
+            .server_name()
+            .and_then(|n| self.by_name.get(&n.to_ascii_lowercase()));
+        Some(chosen.unwrap_or(&self.default).clone())
+    }
+}
+
 /// The names a node's generated certificate covers: its host names plus
 /// `localhost` and `127.0.0.1`, without duplicates, in a stable order.
 pub fn default_names(hosts: &[&str]) -> Vec<String> {

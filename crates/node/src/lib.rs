@@ -96,6 +96,14 @@ impl Listeners {
     }
 }
 
+/// Where a node's listeners are bound.
+#[derive(Clone, Copy, Debug)]
+pub struct BoundAddrs {
+    pub http: SocketAddr,
+    pub https: SocketAddr,
+    pub status: SocketAddr,
+}
+
 /// A running node's shared state.
 pub struct Node {
     pub config: NodeConfig,
@@ -104,6 +112,8 @@ pub struct Node {
     pub apps: ArcSwap<AppTable<App>>,
     pub metrics: metrics::Metrics,
     pub urls: urls::Urls,
+    /// The addresses the listeners really bound.
+    pub bound: BoundAddrs,
     registry: prometheus_client::registry::Registry,
     state: AtomicU8,
     state_tx: tokio::sync::watch::Sender<NodeState>,
@@ -180,6 +190,11 @@ pub async fn run(
     );
     let node = Arc::new(Node {
         urls: urls::Urls::new(&config.server, http_addr.port(), https_addr.port()),
+        bound: BoundAddrs {
+            http: http_addr,
+            https: https_addr,
+            status: status_addr,
+        },
         config,
         runtime,
         apps: ArcSwap::from_pointee(AppTable::default()),
@@ -218,7 +233,7 @@ pub async fn run(
     let grace = node.config.server.shutdown_grace;
     let app_server = |listener, tls: Option<TlsAcceptor>, name, scheme: Scheme| {
         let node = node.clone();
-        let opts = ServeOptions { tls, grace, name };
+        let opts = ServeOptions::new(name, tls, grace);
         tokio::spawn(wharf_net::serve(
             listener,
             opts,
@@ -233,11 +248,7 @@ pub async fn run(
     let (stop_status, status_signal) = wharf_net::Shutdown::new();
     let status = {
         let node = node.clone();
-        let opts = ServeOptions {
-            tls: None,
-            grace,
-            name: "status",
-        };
+        let opts = ServeOptions::new("status", None, grace);
         tokio::spawn(wharf_net::serve(
             listeners.status,
             opts,

@@ -4,8 +4,7 @@ use crate::{Node, NodeError, NodeState};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wharf_cluster::member::expand_placeholders;
-use wharf_cluster::transport::SealedUdpTransport;
-use wharf_cluster::{Cluster, JoinOptions, MemberInfo, MemberState, Role};
+use wharf_cluster::{Cluster, MemberInfo, MemberState, Role};
 
 fn member_state(s: NodeState) -> MemberState {
     match s {
@@ -48,6 +47,8 @@ pub(crate) async fn join(node: &Arc<Node>) -> Result<Cluster, NodeError> {
         state: member_state(node.state()),
         http_url: Some(node.urls.http_base()),
         https_url: Some(node.urls.https_base()),
+        http_addr: Some(join_host(&c.local_member_host, node.bound.http.port())),
+        status_addr: Some(join_host(&c.local_member_host, node.bound.status.port())),
         http_proxy_port: s.http.proxy_port,
         https_proxy_port: s.https.proxy_port,
         host_name: Some(s.host_name.clone()),
@@ -56,56 +57,9 @@ pub(crate) async fn join(node: &Arc<Node>) -> Result<Cluster, NodeError> {
         properties,
     };
 
-    let socket = std::net::UdpSocket::bind(("0.0.0.0", c.local_member_port)).map_err(|e| {
-        NodeError::Cluster(format!(
-            "cannot bind clustering.local_member_port {}/udp: {e}",
-            c.local_member_port
-        ))
-    })?;
-    let port = socket
-        .local_addr()
-        .map_err(|e| NodeError::Cluster(e.to_string()))?
-        .port();
-    let advertise = tokio::net::lookup_host((c.local_member_host.as_str(), port))
+    wharf_cluster::join_configured(c, &info)
         .await
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| {
-            NodeError::Cluster(format!(
-                "clustering.local_member_host {:?} does not resolve",
-                c.local_member_host
-            ))
-        })?;
-    if c.secret.is_none() {
-        tracing::warn!("CLUSTER TRAFFIC IS NOT AUTHENTICATED OR ENCRYPTED (clustering.insecure = true); anyone who can reach {advertise}/udp can join");
-    }
-    let generation = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let opts = JoinOptions {
-        node_id: format!("{role}@{advertise}"),
-        generation,
-        listen_addr: socket
-            .local_addr()
-            .map_err(|e| NodeError::Cluster(e.to_string()))?,
-        advertise_addr: advertise,
-        seeds: c.members.clone(),
-        gossip_interval: c.gossip_interval,
-        dead_member_grace: c.dead_member_grace,
-    };
-    let transport = SealedUdpTransport::with_socket(c.secret.as_deref(), socket);
-    tracing::info!(
-        domain = %c.domain,
-        sub_domain = %info.sub_domain.as_deref().unwrap_or("-"),
-        role = %role,
-        address = %advertise,
-        well_known_members = %c.members.join(","),
-        "joining the cluster"
-    );
-    let cluster = Cluster::join(opts, &info, &transport)
-        .await
-        .map_err(|e| NodeError::Cluster(e.to_string()))?;
-    Ok(cluster)
+        .map_err(|e| NodeError::Cluster(e.to_string()))
 }
 
 /// Publishes every node state change until the node's state channel closes.
@@ -119,5 +73,14 @@ pub(crate) async fn follow_state(
         if states.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 address.
+fn join_host(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }

@@ -1,0 +1,238 @@
+//! Request and response headers across the proxy: framing checks,
+//! hop-by-hop removal and the `X-Forwarded-*` / `Forwarded` headers.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use std::net::SocketAddr;
+
+/// Why a request's framing is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BadFraming(pub &'static str);
+
+/// Refuses requests whose body length is ambiguous: the ways to smuggle a
+/// second request past a proxy. (hyper already refuses most malformed
+/// framing; these are checked again so the rule holds whatever it accepts.)
+pub fn check_framing(headers: &HeaderMap) -> Result<(), BadFraming> {
+    let te: Vec<&HeaderValue> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
+    let cl: Vec<&HeaderValue> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
+    if !te.is_empty() && !cl.is_empty() {
+        return Err(BadFraming(
+            "both Content-Length and Transfer-Encoding are set",
+        ));
+    }
+    if let Some(first) = cl.first() {
+        // `Content-Length: 5, 5` and repeated headers must all agree.
+        let mut values = cl
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|b| *b == b','))
+            .map(|v| v.trim_ascii());
+        let want = values.next().unwrap_or(first.as_bytes());
+        if want.is_empty() || !want.iter().all(u8::is_ascii_digit) {
+            return Err(BadFraming("Content-Length is not a number"));
+        }
+        if values.any(|v| v != want) {
+            return Err(BadFraming("Content-Length values differ"));
+        }
+    }
+    if !te.is_empty() {
+        let codings: Vec<String> = te
+            .iter()
+            .flat_map(|v| v.to_str().unwrap_or("\u{0}").split(','))
+            .map(|c| c.trim().to_ascii_lowercase())
+            .collect();
+        // Anything but plain `chunked` would be dropped with the header
+        // (it is hop-by-hop) or read differently by the member.
+        if codings != ["chunked"] {
+            return Err(BadFraming("Transfer-Encoding other than chunked"));
+        }
+    }
+    Ok(())
+}
+
+/// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: &[HeaderName] = &[
+    header::CONNECTION,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, and those named by `Connection`.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named.iter().chain(HOP_BY_HOP) {
+        headers.remove(n);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+/// The `Upgrade` protocol a request asks for (`websocket`), if it asks
+/// with `Connection: upgrade` as HTTP/1.1 requires.
+pub fn upgrade_of(headers: &HeaderMap) -> Option<HeaderValue> {
+    let asks = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    if asks {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    }
+}
+
+/// What the proxy tells the member about the client.
+pub struct ClientSide<'a> {
+    pub peer: SocketAddr,
+    /// `http` or `https`.
+    pub proto: &'static str,
+    /// The Host the client asked for, as sent.
+    pub host: &'a str,
+    /// The port the client connected to.
+    pub port: u16,
+}
+
+/// Sets `X-Forwarded-For` (appended), `-Proto`, `-Host`, `-Port` and
+/// appends a `Forwarded` element (RFC 7239).
+pub fn add_forwarded(headers: &mut HeaderMap, c: &ClientSide<'_>) {
+    let ip = c.peer.ip().to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
+        _ => ip.clone(),
+    };
+    let set = |h: &mut HeaderMap, name: &HeaderName, v: String| {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(name.clone(), v);
+        }
+    };
+    set(headers, &X_FORWARDED_FOR, xff);
+    set(headers, &X_FORWARDED_PROTO, c.proto.to_string());
+    set(headers, &X_FORWARDED_HOST, c.host.to_string());
+    set(headers, &X_FORWARDED_PORT, c.port.to_string());
+    let node = if c.peer.is_ipv6() {
+        format!("\"[{ip}]\"")
+    } else {
+        ip
+    };
+    let host = c.host.replace(['"', '\\'], "");
+    let element = format!("for={node};proto={};host=\"{host}\"", c.proto);
+    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {element}"),
+        _ => element,
+    };
+    set(headers, &header::FORWARDED, forwarded);
+}
+
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn ambiguous_framing_is_refused() {
+        let bad = [
+            vec![("content-length", "5"), ("transfer-encoding", "chunked")],
+            vec![("content-length", "5"), ("content-length", "6")],
+            vec![("content-length", "5, 6")],
+            vec![("content-length", "-1")],
+            vec![("transfer-encoding", "gzip")],
+            vec![("transfer-encoding", "gzip, chunked")],
+            vec![("transfer-encoding", "chunked, chunked")],
+            vec![
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "gzip"),
+            ],
+        ];
+        for h in bad {
+            assert!(check_framing(&headers(&h)).is_err(), "{h:?} accepted");
+        }
+        let good = [
+            vec![("content-length", "5")],
+            vec![("content-length", "5"), ("content-length", "5")],
+            vec![("transfer-encoding", "Chunked")],
+            vec![],
+        ];
+        for h in good {
+            assert!(check_framing(&headers(&h)).is_ok(), "{h:?} refused");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go() {
+        let mut h = headers(&[
+            ("connection", "keep-alive, x-private"),
+            ("keep-alive", "timeout=5"),
+            ("x-private", "secret"),
+            ("te", "trailers"),
+            ("upgrade", "websocket"),
+            ("proxy-connection", "keep-alive"),
+            ("x-kept", "yes"),
+        ]);
+        remove_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["x-kept"], "yes");
+    }
+
+    #[test]
+    fn forwarded_headers_append() {
+        let mut h = headers(&[
+            ("x-forwarded-for", "203.0.113.9"),
+            ("forwarded", "for=203.0.113.9"),
+        ]);
+        add_forwarded(
+            &mut h,
+            &ClientSide {
+                peer: "192.0.2.1:5555".parse().unwrap(),
+                proto: "https",
+                host: "as.example.com:8243",
+                port: 8243,
+            },
+        );
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 192.0.2.1");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "as.example.com:8243");
+        assert_eq!(h["x-forwarded-port"], "8243");
+        assert_eq!(
+            h["forwarded"],
+            "for=203.0.113.9, for=192.0.2.1;proto=https;host=\"as.example.com:8243\""
+        );
+    }
+
+    #[test]
+    fn upgrade_needs_connection_upgrade() {
+        assert!(upgrade_of(&headers(&[("upgrade", "websocket")])).is_none());
+        assert_eq!(
+            upgrade_of(&headers(&[
+                ("connection", "keep-alive, Upgrade"),
+                ("upgrade", "websocket")
+            ]))
+            .unwrap(),
+            "websocket"
+        );
+    }
+}

@@ -1,0 +1,479 @@
+//! The Wharf load balancer (`wharf lb`): the seed's Elastic Load Balancer.
+//! It reads the seed's loadbalancer.conf, learns the members of each
+//! cluster domain and sub-domain from cluster membership, and proxies each
+//! request to a live, ready member of the domain its Host (and tenant)
+//! maps to.
+//!
+//! Code map: [`routes`] (Host → service → domain/sub-domain), [`pool`]
+//! (members per domain/sub-domain and picking one), [`proxy`] (forwarding,
+//! retries, upgrades), [`headers`], [`body`], [`health`] (active checks),
+//! [`access`] (the access log), [`metrics`], [`status`] (health and metrics
+//! listener). Routes and settings are swapped whole on reload; pools are
+//! swapped whole when the cluster view changes.
+
+pub mod access;
+pub mod body;
+pub mod headers;
+mod health;
+pub mod metrics;
+pub mod pool;
+pub mod proxy;
+pub mod routes;
+mod status;
+
+use arc_swap::ArcSwap;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use wharf_cluster::{Cluster, MemberInfo, MemberState, Role};
+use wharf_config::lbconf::{Services, Warning};
+use wharf_config::{Env, LbConfig, LbSettings};
+use wharf_net::{ServeOptions, ShutdownSignal};
+
+pub use routes::{NoTenants, TenantDirectory};
+
+/// Errors that stop the load balancer from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum LbError {
+    #[error("cannot listen on {addr} (lb.{listener}): {source}")]
+    Bind {
+        listener: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Tls(#[from] wharf_net::tls::TlsError),
+    #[error(transparent)]
+    Cluster(#[from] wharf_cluster::JoinError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// A configuration read and validated: settings and services.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: LbConfig,
+    pub services: Services,
+    /// Where the services came from, for logs.
+    pub services_source: String,
+    pub warnings: Vec<String>,
+}
+
+/// Reads `lb.toml` (or the defaults) and the loadbalancer.conf it or
+/// `services` names. Without any loadbalancer.conf every host goes to the
+/// `worker` sub-domain of the load balancer's own cluster domain.
+pub fn load(config: Option<&Path>, services: Option<&Path>, env: &Env) -> Result<Loaded, String> {
+    let config = match config {
+        Some(p) => LbConfig::load_with_env(p, env),
+        None => LbConfig::defaults(env),
+    }
+    .map_err(|e| e.to_string())?;
+    let file: Option<PathBuf> = services
+        .map(Path::to_path_buf)
+        .or_else(|| config.lb.services_file.clone());
+    let (services, warnings, source) = match &file {
+        Some(p) => {
+            let name = p.display().to_string();
+            let text =
+                std::fs::read_to_string(p).map_err(|e| format!("{name}: cannot read: {e}"))?;
+            let (s, w) = Services::parse(&text, &name).map_err(|e| e.to_string())?;
+            let w = w
+                .into_iter()
+                .map(|Warning { pos, message }| {
+                    format!("{name}:{}:{}: {message}", pos.line, pos.col)
+                })
+                .collect();
+            (s, w, name)
+        }
+        None => {
+            let text = format!(
+                "services {{ default {{ hosts *; domains {{ {} {{ sub_domain worker; }} }} }} }}",
+                config.clustering.domain
+            );
+            let (s, _) = Services::parse(&text, "<default services>").map_err(|e| e.to_string())?;
+            (
+                s,
+                vec![],
+                "<default: every host to the worker sub-domain>".to_string(),
+            )
+        }
+    };
+    Ok(Loaded {
+        config,
+        services,
+        services_source: source,
+        warnings,
+    })
+}
+
+/// The listeners, bound before the load balancer is built.
+pub struct Listeners {
+    pub http: TcpListener,
+    pub https: TcpListener,
+    pub status: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(s: &LbSettings) -> Result<Listeners, LbError> {
+        async fn one(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, LbError> {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| LbError::Bind {
+                    listener,
+                    addr,
+                    source,
+                })
+        }
+        Ok(Listeners {
+            http: one("http", s.http_addr()).await?,
+            https: one("https", s.https_addr()).await?,
+            status: one("status", s.status_addr()).await?,
+        })
+    }
+}
+
+pub type HttpClient = Client<HttpConnector, body::ProxyBody>;
+
+/// What a reload replaces: routes, settings and the client built from them.
+pub struct Active {
+    pub routes: routes::RouteTable,
+    pub settings: LbSettings,
+    pub fail_over: bool,
+    pub client: HttpClient,
+}
+
+fn client(s: &LbSettings) -> HttpClient {
+    let mut c = HttpConnector::new();
+    c.set_connect_timeout(Some(s.connect_timeout));
+    c.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(s.pool_max_idle_per_member)
+        .pool_timer(TokioTimer::new())
+        .build(c)
+}
+
+impl Active {
+    fn new(loaded: &Loaded, previous: Option<&Active>) -> Active {
+        let s = &loaded.config.lb;
+        // Keep the pooled connections unless what they depend on changed.
+        let client = match previous {
+            Some(p)
+                if p.settings.connect_timeout == s.connect_timeout
+                    && p.settings.pool_max_idle_per_member == s.pool_max_idle_per_member =>
+            {
+                p.client.clone()
+            }
+            _ => client(s),
+        };
+        Active {
+            routes: routes::RouteTable::new(&loaded.services, s.algorithm),
+            settings: s.clone(),
+            fail_over: loaded.services.fail_over,
+            client,
+        }
+    }
+}
+
+/// Shared by every request.
+pub struct State {
+    pub active: ArcSwap<Active>,
+    pub pools: ArcSwap<pool::Pools>,
+    pub metrics: metrics::Metrics,
+    pub access: ArcSwap<access::AccessLog>,
+    pub tenants: Arc<dyn TenantDirectory>,
+    pub cluster: Option<Arc<Cluster>>,
+    registry: prometheus_client::registry::Registry,
+    draining: std::sync::atomic::AtomicBool,
+    /// Backends by id, kept across pool rebuilds.
+    known: std::sync::Mutex<BTreeMap<String, Arc<pool::Backend>>>,
+    epoch: Instant,
+    /// Nudges the pool builder after a reload.
+    rebuild: tokio::sync::Notify,
+}
+
+impl State {
+    fn rebuild_pools(&self) {
+        let members = self
+            .cluster
+            .as_ref()
+            .map(|c| c.members())
+            .unwrap_or_default();
+        let wanted = self.active.load().routes.pools();
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        let pools = pool::build(&wanted, &members, &mut known, self.epoch);
+        drop(known);
+        self.pools.store(Arc::new(pools));
+        self.update_gauges();
+    }
+
+    fn update_gauges(&self) {
+        let now = Instant::now();
+        for (key, p) in self.pools.load().iter() {
+            self.metrics
+                .live_members
+                .get_or_create(&metrics::pool_labels(key))
+                .set(p.live(now) as i64);
+        }
+    }
+
+    /// Applies a new configuration; what needs a restart is named in the log.
+    pub fn reload(&self, loaded: &Loaded) {
+        let old = self.active.load_full();
+        let (a, b) = (&old.settings, &loaded.config.lb);
+        let restart: Vec<&str> = [
+            ("lb.http", a.http != b.http),
+            ("lb.https", a.https != b.https),
+            ("lb.status", a.status != b.status),
+            ("lb.socket_timeout_ms", a.socket_timeout != b.socket_timeout),
+            ("lb.shutdown_grace_ms", a.shutdown_grace != b.shutdown_grace),
+            ("lb.data_dir", a.data_dir != b.data_dir),
+            ("lb.health_check", a.health_check != b.health_check),
+        ]
+        .into_iter()
+        .filter_map(|(k, changed)| changed.then_some(k))
+        .collect();
+        if !restart.is_empty() {
+            tracing::warn!(settings = %restart.join(", "), "these settings changed but apply only after a restart");
+        }
+        if a.access_log != b.access_log {
+            match access::AccessLog::new(b.access_log.format, b.access_log.path.as_deref()) {
+                Ok(log) => self.access.store(Arc::new(log)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot open the new access log; keeping the old one")
+                }
+            }
+        }
+        self.active.store(Arc::new(Active::new(loaded, Some(&old))));
+        self.rebuild.notify_one();
+        tracing::info!(services = loaded.services.services.len(), source = %loaded.services_source, "configuration reloaded");
+    }
+}
+
+/// Runs the load balancer until `shutdown` fires, then drains: new
+/// connections are refused, in-flight requests finish within the grace
+/// period, and it leaves the cluster. Each value from `reloads` is applied
+/// as it comes (the caller validated it).
+pub async fn run(
+    loaded: Loaded,
+    listeners: Listeners,
+    shutdown: ShutdownSignal,
+    mut reloads: tokio::sync::mpsc::Receiver<Loaded>,
+    tenants: Arc<dyn TenantDirectory>,
+) -> Result<(), LbError> {
+    let s = loaded.config.lb.clone();
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    std::fs::create_dir_all(&s.data_dir).map_err(|source| LbError::DataDir {
+        path: s.data_dir.display().to_string(),
+        source,
+    })?;
+    let tls = tls_config(&s, &loaded.services)?;
+
+    let addr = |l: &TcpListener| l.local_addr().expect("a bound listener has an address");
+    let (http_addr, https_addr, status_addr) = (
+        addr(&listeners.http),
+        addr(&listeners.https),
+        addr(&listeners.status),
+    );
+    let cluster = if loaded.config.clustering.enabled {
+        let mut info = MemberInfo::new(
+            Role::Lb,
+            &loaded.config.clustering.domain,
+            None,
+            MemberState::Ready,
+        );
+        info.http_url = Some(format!(
+            "http://{}:{}",
+            loaded.config.clustering.local_member_host,
+            http_addr.port()
+        ));
+        info.https_url = Some(format!(
+            "https://{}:{}",
+            loaded.config.clustering.local_member_host,
+            https_addr.port()
+        ));
+        info.properties = loaded.config.clustering.properties.clone();
+        Some(Arc::new(
+            wharf_cluster::join_configured(&loaded.config.clustering, &info).await?,
+        ))
+    } else {
+        tracing::info!("clustering is disabled: only static members are used");
+        None
+    };
+
+    let mut registry = prometheus_client::registry::Registry::with_prefix("wharf_lb");
+    let metrics = metrics::Metrics::register(&mut registry);
+    let access = access::AccessLog::new(s.access_log.format, s.access_log.path.as_deref())
+        .map_err(|e| LbError::Config(format!("lb.access_log.path: cannot open: {e}")))?;
+    let state = Arc::new(State {
+        active: ArcSwap::from_pointee(Active::new(&loaded, None)),
+        pools: ArcSwap::from_pointee(pool::Pools::new()),
+        metrics,
+        access: ArcSwap::from_pointee(access),
+        tenants,
+        cluster: cluster.clone(),
+        registry,
+        draining: false.into(),
+        known: Default::default(),
+        epoch: Instant::now(),
+        rebuild: tokio::sync::Notify::new(),
+    });
+    state.rebuild_pools();
+    tracing::info!(
+        http = %http_addr,
+        https = %https_addr,
+        status = %status_addr,
+        services = loaded.services.services.len(),
+        source = %loaded.services_source,
+        "load balancer listening"
+    );
+
+    // Pools follow the cluster view and reloads; gauges follow ejections.
+    let follower = {
+        let state = state.clone();
+        let mut view = cluster.as_ref().map(|c| c.watch());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                let changed = async {
+                    match view.as_mut() {
+                        Some(v) => v.changed().await.is_ok(),
+                        None => futures::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    ok = changed => {
+                        if !ok { return; }
+                        state.rebuild_pools();
+                    }
+                    _ = state.rebuild.notified() => state.rebuild_pools(),
+                    _ = tick.tick() => state.update_gauges(),
+                }
+            }
+        })
+    };
+    let reloader = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            while let Some(loaded) = reloads.recv().await {
+                state
+                    .metrics
+                    .reloads
+                    .get_or_create(&metrics::ReloadLabel {
+                        result: "ok".into(),
+                    })
+                    .inc();
+                state.reload(&loaded);
+            }
+        })
+    };
+    let checker = s.health_check.enabled.then(|| {
+        tokio::spawn(health::run(
+            state.clone(),
+            s.health_check.clone(),
+            shutdown.clone(),
+        ))
+    });
+
+    let listener_server = |l: TcpListener,
+                           tls: Option<TlsAcceptor>,
+                           name: &'static str,
+                           proto: &'static str,
+                           port: u16| {
+        let state = state.clone();
+        let mut opts = ServeOptions::new(name, tls, s.shutdown_grace);
+        opts.idle_timeout = s.socket_timeout;
+        let info = proxy::Listener { proto, port };
+        tokio::spawn(wharf_net::serve(
+            l,
+            opts,
+            move |req, peer| proxy::handle(state.clone(), req, peer, info),
+            shutdown.clone(),
+        ))
+    };
+    let http = listener_server(listeners.http, None, "http", "http", http_addr.port());
+    let https = listener_server(
+        listeners.https,
+        Some(tls),
+        "https",
+        "https",
+        https_addr.port(),
+    );
+    let (stop_status, status_signal) = wharf_net::Shutdown::new();
+    let status = {
+        let state = state.clone();
+        tokio::spawn(wharf_net::serve(
+            listeners.status,
+            ServeOptions::new("status", None, s.shutdown_grace),
+            move |req, _| status::handle(state.clone(), req),
+            status_signal,
+        ))
+    };
+
+    let mut stop = shutdown.clone();
+    stop.wait().await;
+    state
+        .draining
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(
+        grace_ms = s.shutdown_grace.as_millis() as u64,
+        "draining: no new connections, finishing requests in flight"
+    );
+    if let Some(c) = &cluster {
+        c.set_state(MemberState::Draining).await;
+    }
+    let (open_http, open_https) = (http.await.unwrap_or(0), https.await.unwrap_or(0));
+    if let Some(c) = &cluster {
+        c.leave().await;
+    }
+    stop_status.trigger();
+    let _ = status.await;
+    follower.abort();
+    reloader.abort();
+    if let Some(c) = checker {
+        c.abort();
+    }
+    tracing::info!(cut_off = open_http + open_https, "load balancer stopped");
+    Ok(())
+}
+
+/// The HTTPS configuration: the configured certificate or a generated one
+/// for every configured host name, plus per-host certificates by SNI.
+fn tls_config(s: &LbSettings, services: &Services) -> Result<TlsAcceptor, LbError> {
+    let default = match (&s.https.cert, &s.https.key) {
+        (Some(cert), Some(key)) => wharf_net::tls::load_pem(cert, key)?,
+        _ => {
+            let hosts: Vec<&str> = services
+                .services
+                .iter()
+                .flat_map(|svc| svc.entries.iter())
+                .flat_map(|e| e.hosts.iter())
+                .map(String::as_str)
+                .filter(|h| *h != "*")
+                .collect();
+            let names = wharf_net::tls::default_names(&hosts);
+            wharf_net::tls::load_or_generate(&s.data_dir.join("tls"), &names)?
+        }
+    };
+    let mut per_host = vec![];
+    for c in &s.https.certificates {
+        per_host.push((c.hosts.clone(), wharf_net::tls::load_pem(&c.cert, &c.key)?));
+    }
+    Ok(TlsAcceptor::from(wharf_net::tls::sni_server_config(
+        default, per_host,
+    )?))
+}
