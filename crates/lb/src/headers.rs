@@ -12,6 +12,11 @@ pub struct BadFraming(pub &'static str);
 /// second request past a proxy. (hyper already refuses most malformed
 /// framing; these are checked again so the rule holds whatever it accepts.)
 pub fn check_framing(headers: &HeaderMap) -> Result<(), BadFraming> {
+    if headers.contains_key(wharf_net::framing::BAD_FRAMING_HEADER) {
+        return Err(BadFraming(
+            "both Content-Length and Transfer-Encoding are set",
+        ));
+    }
     let te: Vec<&HeaderValue> = headers.get_all(header::TRANSFER_ENCODING).iter().collect();
     let cl: Vec<&HeaderValue> = headers.get_all(header::CONTENT_LENGTH).iter().collect();
     if !te.is_empty() && !cl.is_empty() {

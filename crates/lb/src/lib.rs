@@ -264,13 +264,14 @@ impl State {
 
 /// Runs the load balancer until `shutdown` fires, then drains: new
 /// connections are refused, in-flight requests finish within the grace
-/// period, and it leaves the cluster. Each value from `reloads` is applied
-/// as it comes (the caller validated it).
+/// period, and it leaves the cluster. Each value from `reloads` is a
+/// re-read configuration: applied if it was read, refused (and the running
+/// one kept) if not.
 pub async fn run(
     loaded: Loaded,
     listeners: Listeners,
     shutdown: ShutdownSignal,
-    mut reloads: tokio::sync::mpsc::Receiver<Loaded>,
+    mut reloads: tokio::sync::mpsc::Receiver<Result<Loaded, String>>,
     tenants: Arc<dyn TenantDirectory>,
 ) -> Result<(), LbError> {
     let s = loaded.config.lb.clone();
@@ -369,15 +370,30 @@ pub async fn run(
     let reloader = {
         let state = state.clone();
         tokio::spawn(async move {
-            while let Some(loaded) = reloads.recv().await {
+            while let Some(next) = reloads.recv().await {
+                let result = match next {
+                    Ok(loaded) => {
+                        for w in &loaded.warnings {
+                            tracing::warn!("{w}");
+                        }
+                        state.reload(&loaded);
+                        "ok"
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            error = %e,
+                            "reload refused: the new configuration is invalid; the previous one keeps serving"
+                        );
+                        "refused"
+                    }
+                };
                 state
                     .metrics
                     .reloads
                     .get_or_create(&metrics::ReloadLabel {
-                        result: "ok".into(),
+                        result: result.into(),
                     })
                     .inc();
-                state.reload(&loaded);
             }
         })
     };
@@ -397,6 +413,7 @@ pub async fn run(
         let state = state.clone();
         let mut opts = ServeOptions::new(name, tls, s.shutdown_grace);
         opts.idle_timeout = s.socket_timeout;
+        opts.strict_framing = true;
         let info = proxy::Listener { proto, port };
         tokio::spawn(wharf_net::serve(
             l,

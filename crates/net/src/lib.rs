@@ -2,6 +2,7 @@
 //! configuration (with a generated certificate when none is configured) and
 //! an HTTP/1.1 + HTTP/2 accept loop with graceful shutdown.
 
+pub mod framing;
 pub mod server;
 pub mod shutdown;
 pub mod tls;

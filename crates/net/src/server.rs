@@ -1,5 +1,6 @@
 //! The accept loop: plain or TLS, HTTP/1.1 and HTTP/2, graceful shutdown.
 
+use crate::framing::Guarded;
 use crate::shutdown::ShutdownSignal;
 use bytes::Bytes;
 use http::{Request, Response};
@@ -28,6 +29,9 @@ pub struct ServeOptions {
     /// Close an HTTP/1 connection that sends no request for this long
     /// (the seed's `http.socket.timeout`); `None` keeps idle connections.
     pub idle_timeout: Option<Duration>,
+    /// Follow HTTP/1 requests and mark ambiguous ones (see
+    /// [`crate::framing`]); for proxies.
+    pub strict_framing: bool,
 }
 
 impl ServeOptions {
@@ -37,6 +41,7 @@ impl ServeOptions {
             grace,
             name,
             idle_timeout: None,
+            strict_framing: false,
         }
     }
 }
@@ -92,6 +97,7 @@ where
         let handler = handler.clone();
         let tls = opts.tls.clone();
         let name = opts.name;
+        let strict = opts.strict_framing;
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let fut = handler(req, peer);
@@ -102,7 +108,10 @@ where
                     watcher
                         .watch(
                             builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .serve_connection_with_upgrades(
+                                    TokioIo::new(Guarded::new(stream, strict)),
+                                    service,
+                                )
                                 .into_owned(),
                         )
                         .await
@@ -110,6 +119,9 @@ where
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
+                            // HTTP/2 has no such ambiguity to follow.
+                            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                            let tls = Guarded::new(tls, strict && !h2);
                             watcher
                                 .watch(
                                     builder

@@ -2,12 +2,15 @@
 //! test time (no wasm toolchain, no committed binaries), a runner for the
 //! real `wharf` binary, and waiting on conditions with a deadline.
 
+pub mod backend;
 pub mod components;
+pub mod lb;
 pub mod node;
 pub mod process;
 pub mod wait;
 
 pub use components::{component_from_wat, fixtures};
+pub use lb::{TestLb, TEST_SECRET};
 pub use node::{TestNode, PATIENCE};
 pub use process::{wharf_bin, WharfProcess};
 pub use wait::{wait_until, wait_until_async};

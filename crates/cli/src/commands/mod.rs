@@ -2,6 +2,7 @@
 
 mod cluster;
 mod config;
+mod lb;
 mod server;
 
 use std::process::ExitCode;
@@ -10,6 +11,9 @@ use std::process::ExitCode;
 pub enum Command {
     /// Start a node: a management node by default, a worker with --worker-node.
     Server(server::Server),
+    /// Start the load balancer: the cluster's public entry, routing each
+    /// host (and tenant) to live members of its cluster domain.
+    Lb(lb::Lb),
     /// Work with configuration files.
     #[command(subcommand)]
     Config(config::Config),
@@ -22,6 +26,7 @@ impl Command {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Server(c) => c.run(),
+            Command::Lb(c) => c.run(),
             Command::Config(c) => c.run(),
             Command::Cluster(c) => c.run(),
         }
