@@ -7,6 +7,11 @@ mod logging;
 
 use clap::Parser;
 
+/// mimalloc: the proxy and the node allocate many small, short-lived
+/// buffers per request on several threads (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Wharf: a clustered application server for WebAssembly web applications.
 ///
 /// A cluster is a load balancer in front of a management node, where

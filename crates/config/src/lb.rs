@@ -55,8 +55,11 @@ pub struct LbSettings {
     pub eject_max: Duration,
     pub health_check: HealthCheck,
     pub access_log: AccessLog,
-    /// Idle keep-alive connections kept per member.
+    /// Idle keep-alive connections kept per member (per worker thread).
     pub pool_max_idle_per_member: usize,
+    /// Threads serving the proxy listeners, each with its own event loop
+    /// and connection pool; 0 = one per CPU.
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -200,6 +203,7 @@ fn read_lb(mut r: Reader, base: &Path) -> LbSettings {
         r.error("eject_max_ms", "must not be below eject_ms");
     }
     let pool_max_idle_per_member = r.u32_or("pool_max_idle_per_member", 256, 0, 100_000) as usize;
+    let workers = r.u32_or("workers", 0, 0, 1024) as usize;
 
     let mut t = r.table("http");
     let http = LbListener {
@@ -305,6 +309,7 @@ fn read_lb(mut r: Reader, base: &Path) -> LbSettings {
         health_check,
         access_log,
         pool_max_idle_per_member,
+        workers,
     }
 }
 

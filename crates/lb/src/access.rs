@@ -71,6 +71,11 @@ impl AccessLog {
         Ok(AccessLog { format, sink })
     }
 
+    /// Whether lines are written at all (if not, callers skip gathering them).
+    pub fn enabled(&self) -> bool {
+        self.format != AccessLogFormat::Off
+    }
+
     pub fn log(&self, e: &Entry) {
         let line = match self.format {
             AccessLogFormat::Off => return,

@@ -85,15 +85,16 @@ impl Body for Attempt {
 }
 
 /// A response body that counts its bytes and calls `done` once when it
-/// ends or is dropped (the client went away).
-pub struct Tracked<B> {
+/// ends (`done(bytes, true)`) or fails or is dropped (`false`: the client
+/// went away or the member broke off).
+pub struct Tracked<B: Body> {
     inner: B,
     bytes: u64,
-    done: Option<Box<dyn FnOnce(u64) + Send>>,
+    done: Option<Box<dyn FnOnce(u64, bool) + Send>>,
 }
 
-impl<B> Tracked<B> {
-    pub fn new(inner: B, done: impl FnOnce(u64) + Send + 'static) -> Tracked<B> {
+impl<B: Body> Tracked<B> {
+    pub fn new(inner: B, done: impl FnOnce(u64, bool) + Send + 'static) -> Tracked<B> {
         Tracked {
             inner,
             bytes: 0,
@@ -101,16 +102,19 @@ impl<B> Tracked<B> {
         }
     }
 
-    fn finish(&mut self) {
+    fn finish(&mut self, complete: bool) {
         if let Some(done) = self.done.take() {
-            done(self.bytes);
+            done(self.bytes, complete);
         }
     }
 }
 
-impl<B> Drop for Tracked<B> {
+impl<B: Body> Drop for Tracked<B> {
     fn drop(&mut self) {
-        self.finish();
+        // hyper stops polling once the body says it has ended, so a body
+        // dropped at its end was read completely.
+        let complete = self.inner.is_end_stream();
+        self.finish(complete);
     }
 }
 
@@ -132,8 +136,12 @@ where
                 if let Some(d) = f.data_ref() {
                     self.bytes += d.len() as u64;
                 }
+                if self.inner.is_end_stream() {
+                    self.finish(true);
+                }
             }
-            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.finish(),
+            Poll::Ready(None) => self.finish(true),
+            Poll::Ready(Some(Err(_))) => self.finish(false),
             Poll::Pending => {}
         }
         r.map_err(Into::into)

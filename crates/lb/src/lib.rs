@@ -20,11 +20,9 @@ pub mod pool;
 pub mod proxy;
 pub mod routes;
 mod status;
+pub mod upstream;
 
 use arc_swap::ArcSwap;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -128,13 +126,11 @@ pub struct Listeners {
 impl Listeners {
     pub async fn bind(s: &LbSettings) -> Result<Listeners, LbError> {
         async fn one(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, LbError> {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| LbError::Bind {
-                    listener,
-                    addr,
-                    source,
-                })
+            bind_shared(addr).map_err(|source| LbError::Bind {
+                listener,
+                addr,
+                source,
+            })
         }
         Ok(Listeners {
             http: one("http", s.http_addr()).await?,
@@ -144,48 +140,47 @@ impl Listeners {
     }
 }
 
-pub type HttpClient = Client<HttpConnector, body::ProxyBody>;
+/// Binds with `SO_REUSEPORT`, so that each proxy worker thread can bind
+/// its own socket on the same address and the kernel spreads connections
+/// evenly over them. (Only processes of the same user may share the port.)
+fn bind_shared(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
 
-/// What a reload replaces: routes, settings and the client built from them.
+/// What a reload replaces: routes and settings.
 pub struct Active {
     pub routes: routes::RouteTable,
     pub settings: LbSettings,
     pub fail_over: bool,
-    pub client: HttpClient,
-}
-
-fn client(s: &LbSettings) -> HttpClient {
-    let mut c = HttpConnector::new();
-    c.set_connect_timeout(Some(s.connect_timeout));
-    c.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(s.pool_max_idle_per_member)
-        .pool_timer(TokioTimer::new())
-        .build(c)
+    pub pool: upstream::PoolSettings,
 }
 
 impl Active {
-    fn new(loaded: &Loaded, previous: Option<&Active>) -> Active {
+    fn new(loaded: &Loaded) -> Active {
         let s = &loaded.config.lb;
-        // Keep the pooled connections unless what they depend on changed.
-        let client = match previous {
-            Some(p)
-                if p.settings.connect_timeout == s.connect_timeout
-                    && p.settings.pool_max_idle_per_member == s.pool_max_idle_per_member =>
-            {
-                p.client.clone()
-            }
-            _ => client(s),
-        };
         Active {
             routes: routes::RouteTable::new(&loaded.services, s.algorithm),
             settings: s.clone(),
             fail_over: loaded.services.fail_over,
-            client,
+            pool: upstream::PoolSettings {
+                connect_timeout: s.connect_timeout,
+                max_idle_per_member: s.pool_max_idle_per_member,
+                idle_timeout: POOL_IDLE_TIMEOUT,
+            },
         }
     }
 }
+
+/// Pooled member connections idle longer than this are not reused.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Shared by every request.
 pub struct State {
@@ -194,6 +189,8 @@ pub struct State {
     pub metrics: metrics::Metrics,
     pub access: ArcSwap<access::AccessLog>,
     pub tenants: Arc<dyn TenantDirectory>,
+    /// Metrics of requests no service matched.
+    pub unrouted: Arc<metrics::ServiceMetrics>,
     pub cluster: Option<Arc<Cluster>>,
     registry: prometheus_client::registry::Registry,
     draining: std::sync::atomic::AtomicBool,
@@ -256,7 +253,7 @@ impl State {
                 }
             }
         }
-        self.active.store(Arc::new(Active::new(loaded, Some(&old))));
+        self.active.store(Arc::new(Active::new(loaded)));
         self.rebuild.notify_one();
         tracing::info!(services = loaded.services.services.len(), source = %loaded.services_source, "configuration reloaded");
     }
@@ -320,8 +317,10 @@ pub async fn run(
     let metrics = metrics::Metrics::register(&mut registry);
     let access = access::AccessLog::new(s.access_log.format, s.access_log.path.as_deref())
         .map_err(|e| LbError::Config(format!("lb.access_log.path: cannot open: {e}")))?;
+    let unrouted = Arc::new(metrics::ServiceMetrics::new(&metrics, "-"));
     let state = Arc::new(State {
-        active: ArcSwap::from_pointee(Active::new(&loaded, None)),
+        unrouted,
+        active: ArcSwap::from_pointee(Active::new(&loaded)),
         pools: ArcSwap::from_pointee(pool::Pools::new()),
         metrics,
         access: ArcSwap::from_pointee(access),
@@ -405,31 +404,21 @@ pub async fn run(
         ))
     });
 
-    let listener_server = |l: TcpListener,
-                           tls: Option<TlsAcceptor>,
-                           name: &'static str,
-                           proto: &'static str,
-                           port: u16| {
-        let state = state.clone();
-        let mut opts = ServeOptions::new(name, tls, s.shutdown_grace);
-        opts.idle_timeout = s.socket_timeout;
-        opts.strict_framing = true;
-        let info = proxy::Listener { proto, port };
-        tokio::spawn(wharf_net::serve(
-            l,
-            opts,
-            move |req, peer| proxy::handle(state.clone(), req, peer, info),
-            shutdown.clone(),
-        ))
+    let workers = match s.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
     };
-    let http = listener_server(listeners.http, None, "http", "http", http_addr.port());
-    let https = listener_server(
-        listeners.https,
-        Some(tls),
-        "https",
-        "https",
-        https_addr.port(),
-    );
+    let proxies = proxy_workers(
+        workers,
+        state.clone(),
+        &s,
+        [
+            (listeners.http, None, "http"),
+            (listeners.https, Some(tls), "https"),
+        ],
+        shutdown.clone(),
+    )
+    .map_err(|e| LbError::Config(format!("cannot start the proxy worker threads: {e}")))?;
     let (stop_status, status_signal) = wharf_net::Shutdown::new();
     let status = {
         let state = state.clone();
@@ -453,7 +442,10 @@ pub async fn run(
     if let Some(c) = &cluster {
         c.set_state(MemberState::Draining).await;
     }
-    let (open_http, open_https) = (http.await.unwrap_or(0), https.await.unwrap_or(0));
+    let mut cut_off = 0;
+    for w in proxies {
+        cut_off += w.await.unwrap_or(0);
+    }
     if let Some(c) = &cluster {
         c.leave().await;
     }
@@ -464,8 +456,90 @@ pub async fn run(
     if let Some(c) = checker {
         c.abort();
     }
-    tracing::info!(cut_off = open_http + open_https, "load balancer stopped");
+    tracing::info!(cut_off, "load balancer stopped");
     Ok(())
+}
+
+/// Starts `workers` threads, each with its own single-threaded event loop
+/// serving every proxy listener (the listening sockets are shared; the
+/// kernel hands each connection to one of them). Each resolves to the
+/// number of connections it had to cut off when the grace period ran out.
+fn proxy_workers(
+    workers: usize,
+    state: Arc<State>,
+    s: &LbSettings,
+    listeners: [(TcpListener, Option<TlsAcceptor>, &'static str); 2],
+    shutdown: ShutdownSignal,
+) -> std::io::Result<Vec<tokio::sync::oneshot::Receiver<usize>>> {
+    // Worker 0 serves the listeners bound at start; the others bind their
+    // own sockets on the same addresses (SO_REUSEPORT).
+    let mut first = vec![];
+    let mut addrs = vec![];
+    for (l, tls, name) in listeners {
+        let addr = l.local_addr()?;
+        addrs.push((addr, tls.clone(), name));
+        first.push((Some(l.into_std()?), addr, tls, name));
+    }
+    let mut done = vec![];
+    for i in 0..workers {
+        let mine: Vec<(
+            Option<std::net::TcpListener>,
+            SocketAddr,
+            Option<TlsAcceptor>,
+            &'static str,
+        )> = if i == 0 {
+            std::mem::take(&mut first)
+        } else {
+            addrs
+                .iter()
+                .map(|(a, t, n)| (None, *a, t.clone(), *n))
+                .collect()
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (state, shutdown) = (state.clone(), shutdown.clone());
+        let (grace, idle) = (s.shutdown_grace, s.socket_timeout);
+        std::thread::Builder::new()
+            .name(format!("wharf-lb-{i}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start a proxy worker's event loop");
+                        return;
+                    }
+                };
+                let open = rt.block_on(async move {
+                    let servers = mine.into_iter().filter_map(|(l, addr, tls, name)| {
+                        let port = addr.port();
+                        let l = match l.map_or_else(|| bind_shared(addr), TcpListener::from_std) {
+                            Ok(l) => l,
+                            Err(e) => {
+                                tracing::error!(listener = name, error = %e, "cannot use the listener");
+                                return None;
+                            }
+                        };
+                        let mut opts = ServeOptions::new(name, tls, grace);
+                        opts.idle_timeout = idle;
+                        opts.strict_framing = true;
+                        let info = proxy::Listener { proto: name, port };
+                        let state = state.clone();
+                        Some(wharf_net::serve(
+                            l,
+                            opts,
+                            move |req, peer| proxy::handle(state.clone(), req, peer, info),
+                            shutdown.clone(),
+                        ))
+                    });
+                    futures::future::join_all(servers).await.into_iter().sum::<usize>()
+                });
+                let _ = tx.send(open);
+            })?;
+        done.push(rx);
+    }
+    Ok(done)
 }
 
 /// The HTTPS configuration: the configured certificate or a generated one

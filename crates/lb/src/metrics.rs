@@ -114,3 +114,57 @@ pub fn pool_labels(key: &crate::routes::PoolKey) -> PoolLabels {
         sub_domain: key.sub_domain.clone().unwrap_or_default(),
     }
 }
+
+/// One service's request metrics, looked up once and then used without
+/// locking the families (the request path runs this on every request).
+pub struct ServiceMetrics {
+    service: String,
+    latency: Histogram,
+    /// Counters by status code, created on first use.
+    by_status: Box<[std::sync::OnceLock<Counter>]>,
+    requests: Family<RequestLabels, Counter>,
+}
+
+impl std::fmt::Debug for ServiceMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceMetrics")
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceMetrics {
+    pub fn new(m: &Metrics, service: &str) -> ServiceMetrics {
+        ServiceMetrics {
+            service: service.to_string(),
+            latency: m
+                .latency
+                .get_or_create(&ServiceLabel {
+                    service: service.to_string(),
+                })
+                .clone(),
+            by_status: (0..600).map(|_| std::sync::OnceLock::new()).collect(),
+            requests: m.requests.clone(),
+        }
+    }
+
+    /// Counts one answer with `status`.
+    pub fn answered(&self, status: u16) {
+        let counter = |status: u16| {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    service: self.service.clone(),
+                    status,
+                })
+                .clone()
+        };
+        match self.by_status.get(status as usize) {
+            Some(slot) => slot.get_or_init(|| counter(status)).inc(),
+            None => counter(status).inc(),
+        };
+    }
+
+    pub fn observe_latency(&self, seconds: f64) {
+        self.latency.observe(seconds);
+    }
+}

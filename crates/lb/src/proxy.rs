@@ -3,9 +3,10 @@
 use crate::access::Entry;
 use crate::body::{ProxyBody, Reclaim, Tracked};
 use crate::headers::{add_forwarded, check_framing, remove_hop_by_hop, upgrade_of, ClientSide};
-use crate::metrics::{pool_labels, RequestLabels, ServiceLabel, UpstreamErrorLabels};
+use crate::metrics::{pool_labels, ServiceMetrics, UpstreamErrorLabels};
 use crate::pool::Backend;
 use crate::routes::NoRoute;
+use crate::upstream::SendError;
 use crate::State;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -43,11 +44,10 @@ fn text(status: StatusCode, message: &str) -> Response<ProxyBody> {
     r
 }
 
-/// What is known about a request for its log line and metrics.
+/// What the access log needs about a request; gathered only when it is on.
 struct Record {
     peer: SocketAddr,
     time: SystemTime,
-    start: Instant,
     method: String,
     target: String,
     version: Version,
@@ -58,7 +58,31 @@ struct Record {
 }
 
 impl Record {
-    fn entry(&self, status: u16, bytes: u64, member: &str) -> Entry {
+    fn of(req: &Request<Incoming>, peer: SocketAddr, host: &str) -> Record {
+        let header = |name: header::HeaderName| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        Record {
+            peer,
+            time: SystemTime::now(),
+            method: req.method().to_string(),
+            target: req
+                .uri()
+                .path_and_query()
+                .map_or("/".to_string(), |p| p.to_string()),
+            version: req.version(),
+            referer: header(header::REFERER),
+            user_agent: header(header::USER_AGENT),
+            host: host.to_string(),
+            service: "-".to_string(),
+        }
+    }
+
+    fn entry(&self, status: u16, bytes: u64, member: &str, start: Instant) -> Entry {
         Entry {
             peer: self.peer,
             time: self.time,
@@ -72,25 +96,33 @@ impl Record {
             host: self.host.clone(),
             service: self.service.clone(),
             member: member.to_string(),
-            duration: self.start.elapsed(),
+            duration: start.elapsed(),
         }
     }
 }
 
-/// Answers without a member: counts and logs it.
-fn local(state: &State, rec: &Record, resp: Response<ProxyBody>) -> Response<ProxyBody> {
-    let status = resp.status().as_u16();
-    state
-        .metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            service: rec.service.clone(),
-            status,
-        })
-        .inc();
-    let bytes = resp.body().size_hint().exact().unwrap_or(0);
-    state.access.load().log(&rec.entry(status, bytes, "-"));
-    resp
+/// One request's bookkeeping: its metrics handles and access log record.
+struct Books<'a> {
+    state: &'a State,
+    metrics: Arc<ServiceMetrics>,
+    rec: Option<Record>,
+    start: Instant,
+}
+
+impl Books<'_> {
+    /// Answers without a member: counts and logs it.
+    fn local(&self, resp: Response<ProxyBody>) -> Response<ProxyBody> {
+        let status = resp.status().as_u16();
+        self.metrics.answered(status);
+        if let Some(rec) = &self.rec {
+            let bytes = resp.body().size_hint().exact().unwrap_or(0);
+            self.state
+                .access
+                .load()
+                .log(&rec.entry(status, bytes, "-", self.start));
+        }
+        resp
+    }
 }
 
 fn idempotent(m: &Method) -> bool {
@@ -118,34 +150,21 @@ pub async fn handle(
     peer: SocketAddr,
     listener: Listener,
 ) -> Response<ProxyBody> {
-    let header_str = |name: header::HeaderName| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_default();
-    let mut rec = Record {
-        peer,
-        time: SystemTime::now(),
-        start: Instant::now(),
-        method: req.method().to_string(),
-        target: req
+    let start = Instant::now();
+    let host = match req.headers().get(header::HOST) {
+        Some(h) => h.to_str().unwrap_or("").to_string(),
+        None => req
             .uri()
-            .path_and_query()
-            .map_or("/".to_string(), |p| p.to_string()),
-        version: req.version(),
-        referer: header_str(header::REFERER),
-        user_agent: header_str(header::USER_AGENT),
-        host: host.clone(),
-        service: "-".to_string(),
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default(),
+    };
+    let access = state.access.load_full();
+    let mut books = Books {
+        state: &state,
+        metrics: state.unrouted.clone(),
+        rec: access.enabled().then(|| Record::of(&req, peer, &host)),
+        start,
     };
 
     if let Err(bad) = check_framing(req.headers()) {
@@ -153,45 +172,43 @@ pub async fn handle(
         let mut r = text(StatusCode::BAD_REQUEST, &format!("bad request: {}", bad.0));
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return local(&state, &rec, r);
+        return books.local(r);
     }
     if host.is_empty() {
-        return local(
-            &state,
-            &rec,
-            text(StatusCode::BAD_REQUEST, "bad request: no Host header"),
-        );
+        return books.local(text(StatusCode::BAD_REQUEST, "bad request: no Host header"));
     }
 
     let active = state.active.load_full();
-    let path = req.uri().path().to_string();
-    let routed = match active.routes.route(&host, &path, state.tenants.as_ref()) {
+    // A cheap clone (shared bytes): the route borrows the path.
+    let uri = req.uri().clone();
+    let routed = match active
+        .routes
+        .route(&host, uri.path(), state.tenants.as_ref())
+    {
         Ok(r) => r,
         Err(NoRoute::UnknownHost(h)) => {
-            return local(
-                &state,
-                &rec,
-                text(
-                    StatusCode::NOT_FOUND,
-                    &format!("no service is configured for host {h}"),
-                ),
-            )
+            return books.local(text(
+                StatusCode::NOT_FOUND,
+                &format!("no service is configured for host {h}"),
+            ))
         }
         Err(NoRoute::TenantOutOfRange(t)) => {
-            return local(
-                &state,
-                &rec,
-                text(
-                    StatusCode::NOT_FOUND,
-                    &format!("no cluster serves tenant {t}"),
-                ),
-            )
+            return books.local(text(
+                StatusCode::NOT_FOUND,
+                &format!("no cluster serves tenant {t}"),
+            ))
         }
     };
     let service = routed.route.service.clone();
-    rec.service = service.name.clone();
-    let key = routed.target.pool.clone();
-    let pool = state.pools.load().get(&key).cloned();
+    books.metrics = service
+        .metrics
+        .get_or_init(|| Arc::new(ServiceMetrics::new(&state.metrics, &service.name)))
+        .clone();
+    if let Some(rec) = &mut books.rec {
+        rec.service = service.name.clone();
+    }
+    let key = &routed.target.pool;
+    let pools = state.pools.load();
     let no_member = || {
         let mut r = text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -201,8 +218,8 @@ pub async fn handle(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         r
     };
-    let Some(pool) = pool.filter(|p| !p.backends.is_empty()) else {
-        return local(&state, &rec, no_member());
+    let Some(pool) = pools.get(key).filter(|p| !p.backends.is_empty()) else {
+        return books.local(no_member());
     };
 
     let affinity = if service.affinity.enabled {
@@ -239,35 +256,22 @@ pub async fn handle(
     let path_and_query = parts
         .uri
         .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
-    let labels = pool_labels(&key);
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
 
     let mut tried: Vec<Arc<Backend>> = vec![];
-    let (resp, backend, guard) = loop {
+    let (resp, lease, backend, guard) = loop {
         let now = Instant::now();
         let Some(backend) = pool.pick(service.algorithm, affinity.as_deref(), &tried, now) else {
             if tried.is_empty() {
-                return local(&state, &rec, no_member());
+                return books.local(no_member());
             }
-            return local(
-                &state,
-                &rec,
-                text(
-                    StatusCode::BAD_GATEWAY,
-                    &format!("no member of {key} answered"),
-                ),
-            );
+            return books.local(text(
+                StatusCode::BAD_GATEWAY,
+                &format!("no member of {key} answered"),
+            ));
         };
         let guard = backend.start();
-        let uri: Uri = match format!("http://{}{}", backend.addr, path_and_query).parse() {
-            Ok(u) => u,
-            Err(_) => {
-                tracing::error!(member = %backend.id, addr = %backend.addr, "member address is not usable in a URL");
-                tried.push(backend);
-                continue;
-            }
-        };
         let mut up = Request::new(match &body {
             Some(b) => b.attempt(),
             None => Empty::<Bytes>::new()
@@ -275,11 +279,12 @@ pub async fn handle(
                 .boxed_unsync(),
         });
         *up.method_mut() = parts.method.clone();
-        *up.uri_mut() = uri;
+        // Origin form; the Host header names the site.
+        *up.uri_mut() = Uri::from(path_and_query.clone());
         *up.version_mut() = Version::HTTP_11;
         *up.headers_mut() = headers.clone();
 
-        let sent = active.client.request(up);
+        let sent = crate::upstream::send(&backend.addr, up, &active.pool);
         let result = match active.settings.response_timeout {
             Some(limit) => match tokio::time::timeout(limit, sent).await {
                 Ok(r) => r,
@@ -287,53 +292,50 @@ pub async fn handle(
                     state
                         .metrics
                         .upstream_errors
-                        .get_or_create(&error_labels(&labels, "timeout"))
+                        .get_or_create(&error_labels(key, "timeout"))
                         .inc();
                     tracing::warn!(member = %backend.id, limit_ms = limit.as_millis() as u64, "member did not answer in time");
-                    return local(
-                        &state,
-                        &rec,
-                        text(
-                            StatusCode::GATEWAY_TIMEOUT,
-                            "the member did not answer in time",
-                        ),
-                    );
+                    return books.local(text(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "the member did not answer in time",
+                    ));
                 }
             },
             None => sent.await,
         };
         match result {
-            Ok(resp) => {
+            Ok((resp, lease)) => {
                 backend.succeeded();
-                break (resp, backend, guard);
+                break (resp, lease, backend, guard);
             }
             Err(e) => {
                 drop(guard);
                 if body.as_ref().is_some_and(|b| b.client_failed()) {
-                    return local(
-                        &state,
-                        &rec,
-                        text(
-                            StatusCode::BAD_REQUEST,
-                            "bad request: the request body is malformed or was cut off",
-                        ),
-                    );
+                    return books.local(text(
+                        StatusCode::BAD_REQUEST,
+                        "bad request: the request body is malformed or was cut off",
+                    ));
                 }
-                let kind = if e.is_connect() { "connect" } else { "reset" };
+                let connect = matches!(e, SendError::Connect { .. });
+                let kind = if connect { "connect" } else { "reset" };
                 state
                     .metrics
                     .upstream_errors
-                    .get_or_create(&error_labels(&labels, kind))
+                    .get_or_create(&error_labels(key, kind))
                     .inc();
                 let period = backend.eject(
                     Instant::now(),
                     active.settings.eject_base,
                     active.settings.eject_max,
                 );
-                state.metrics.ejections.get_or_create(&labels).inc();
-                let nothing_sent = e.is_connect() && !body.as_ref().is_some_and(|b| b.started());
-                let replayable =
-                    idempotent(&parts.method) && !body.as_ref().is_some_and(|b| b.started());
+                state
+                    .metrics
+                    .ejections
+                    .get_or_create(&pool_labels(key))
+                    .inc();
+                let started = body.as_ref().is_some_and(|b| b.started());
+                let nothing_sent = connect && !started;
+                let replayable = idempotent(&parts.method) && !started;
                 tried.push(backend.clone());
                 let retry = active.fail_over
                     && tried.len() <= active.settings.max_retries as usize
@@ -344,47 +346,29 @@ pub async fn handle(
                     "request to member failed; member ejected"
                 );
                 if retry {
-                    state.metrics.retries.get_or_create(&labels).inc();
+                    state.metrics.retries.get_or_create(&pool_labels(key)).inc();
                     continue;
                 }
-                return local(
-                    &state,
-                    &rec,
-                    text(
-                        StatusCode::BAD_GATEWAY,
-                        &format!("no member of {key} answered"),
-                    ),
-                );
+                return books.local(text(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("no member of {key} answered"),
+                ));
             }
         }
     };
 
     let status = resp.status();
-    state
-        .metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            service: rec.service.clone(),
-            status: status.as_u16(),
-        })
-        .inc();
-    state
-        .metrics
-        .latency
-        .get_or_create(&ServiceLabel {
-            service: rec.service.clone(),
-        })
-        .observe(rec.start.elapsed().as_secs_f64());
+    books.metrics.answered(status.as_u16());
+    books.metrics.observe_latency(start.elapsed().as_secs_f64());
 
     let mut resp = resp;
     let upstream_upgrade = (status == StatusCode::SWITCHING_PROTOCOLS && client_upgrade.is_some())
         .then(|| hyper::upgrade::on(&mut resp));
     let (mut rparts, rbody) = resp.into_parts();
-    let member = backend.id.clone();
+    let rec = books.rec.take();
     if let Some(upstream_side) = upstream_upgrade {
         if let Some(client_side) = client_upgrade {
-            let entry = rec.entry(101, 0, &member);
-            let access = state.access.load_full();
+            let entry = rec.map(|r| r.entry(101, 0, &backend.id, start));
             tokio::spawn(async move {
                 let _guard = guard;
                 match futures::future::try_join(client_side, upstream_side).await {
@@ -396,7 +380,9 @@ pub async fn handle(
                     }
                     Err(e) => tracing::debug!(error = %e, "upgrade failed"),
                 }
-                access.log(&entry);
+                if let Some(entry) = entry {
+                    access.log(&entry);
+                }
             });
             return Response::from_parts(
                 rparts,
@@ -422,19 +408,24 @@ pub async fn handle(
             rparts.headers.append(header::SET_COOKIE, v);
         }
     }
-    let access = state.access.load_full();
     let code = status.as_u16();
-    let body = Tracked::new(rbody, move |bytes| {
+    let body = Tracked::new(rbody, move |bytes, complete| {
         drop(guard);
-        access.log(&rec.entry(code, bytes, &member));
+        if complete {
+            lease.release();
+        }
+        if let Some(rec) = rec {
+            access.log(&rec.entry(code, bytes, &backend.id, start));
+        }
     });
     Response::from_parts(rparts, body.boxed_unsync())
 }
 
-fn error_labels(p: &crate::metrics::PoolLabels, kind: &str) -> UpstreamErrorLabels {
+fn error_labels(key: &crate::routes::PoolKey, kind: &str) -> UpstreamErrorLabels {
+    let p = pool_labels(key);
     UpstreamErrorLabels {
-        domain: p.domain.clone(),
-        sub_domain: p.sub_domain.clone(),
+        domain: p.domain,
+        sub_domain: p.sub_domain,
         kind: kind.to_string(),
     }
 }

@@ -45,6 +45,8 @@ pub struct ServiceRoute {
     pub name: String,
     pub affinity: Affinity,
     pub algorithm: Algorithm,
+    /// Its metrics handles, looked up on first use.
+    pub metrics: std::sync::OnceLock<Arc<crate::metrics::ServiceMetrics>>,
 }
 
 /// One domain entry as the routes use it.
@@ -97,6 +99,7 @@ impl RouteTable {
                 name: s.name.clone(),
                 affinity: s.affinity,
                 algorithm: s.algorithm.unwrap_or(default_algorithm),
+                metrics: Default::default(),
             });
             // Hosts in first-seen order, each with the entries naming it.
             let mut by_host: Vec<(String, Vec<Target>)> = vec![];

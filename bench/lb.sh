@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Benchmark: `wharf lb` against nginx and HAProxy, each proxying the same
+# backend with upstream keep-alive and 2 worker processes/threads, measured
+# with wrk, runs interleaved.
+#
+#   bench/lb.sh                     # 3 rounds of wrk -t2 -c64 -d10s each
+#   ROUNDS=5 DURATION=20s bench/lb.sh
+#
+# The backend is an nginx (1 worker) answering a fixed 23-byte body, so
+# that the proxies, not the backend, are what is compared. Everything shares
+# the machine with wrk. Installs what it needs: wrk, nginx, haproxy (Debian).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS="${ROUNDS:-3}"
+DURATION="${DURATION:-10s}"
+THREADS="${THREADS:-2}"
+CONNECTIONS="${CONNECTIONS:-64}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wharf-target}"
+
+need_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+missing=""
+for p in wrk nginx haproxy; do command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  need_root apt-get update -qq
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+
+cargo build --release --locked -p wharf
+bin="$CARGO_TARGET_DIR/release"
+work="$(mktemp -d)"
+cleanup() {
+  kill $(jobs -p) 2>/dev/null || true
+  for pid in "$work"/*.pid; do [ -f "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+backend_port=$(free_port); wharf_port=$(free_port); nginx_port=$(free_port); haproxy_port=$(free_port)
+mkdir -p "$work/backend" "$work/nginx"
+
+# The backend.
+cat > "$work/backend/nginx.conf" <<CONF
+worker_processes 1;
+pid $work/backend.pid;
+error_log $work/backend/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/backend; proxy_temp_path $work/backend;
+  fastcgi_temp_path $work/backend; uwsgi_temp_path $work/backend; scgi_temp_path $work/backend;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$backend_port;
+    location / { default_type text/plain; return 200 "hello from the backend\n"; }
+  }
+}
+CONF
+"$NGINX" -c "$work/backend/nginx.conf" -e "$work/backend/error.log"
+
+# wharf lb: static member, no clustering, no access log (as the peers).
+cat > "$work/lb.conf" <<CONF
+services {
+  bench {
+    hosts *;
+    domains { bench.domain { members 127.0.0.1:$backend_port; } }
+  }
+}
+CONF
+cat > "$work/lb.toml" <<TOML
+[lb]
+data_dir = "$work/lbdata"
+services_file = "$work/lb.conf"
+[lb.http]
+bind = "127.0.0.1"
+port = $wharf_port
+[lb.https]
+bind = "127.0.0.1"
+port = 0
+[lb.status]
+port = 0
+[lb.access_log]
+format = "off"
+[clustering]
+enabled = false
+TOML
+WHARF_LOG=warn TOKIO_WORKER_THREADS=2 "$bin/wharf" lb --config "$work/lb.toml" >"$work/wharf.log" 2>&1 &
+
+# nginx as a reverse proxy.
+cat > "$work/nginx/nginx.conf" <<CONF
+worker_processes 2;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx;
+  fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+  keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:$backend_port; keepalive 64; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+    }
+  }
+}
+CONF
+"$NGINX" -c "$work/nginx/nginx.conf" -e "$work/nginx/error.log"
+
+# HAProxy.
+cat > "$work/haproxy.cfg" <<CONF
+global
+  nbthread 2
+  maxconn 4096
+  pidfile $work/haproxy.pid
+defaults
+  mode http
+  timeout connect 3s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+  option forwardfor
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$haproxy_port
+  default_backend be
+backend be
+  server b1 127.0.0.1:$backend_port
+CONF
+"$HAPROXY" -D -f "$work/haproxy.cfg"
+
+url() { echo "http://127.0.0.1:$1/"; }
+for port in $backend_port $wharf_port $nginx_port $haproxy_port; do
+  for _ in $(seq 1 200); do curl -sf "$(url "$port")" >/dev/null && break; sleep 0.1; done
+  curl -sf "$(url "$port")" | grep -q "hello from the backend" || { echo "not serving on $port"; cat "$work"/*.log "$work"/*/error.log 2>/dev/null; exit 1; }
+done
+
+to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
+run() {
+  local out; out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$1")
+  local rps p50 p99 errs
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(to_ms "$(echo "$out" | awk '$1=="50%" {print $2}')")
+  p99=$(to_ms "$(echo "$out" | awk '$1=="99%" {print $2}')")
+  errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')
+  echo "$rps $p50 $p99 ${errs:-}"
+}
+
+names="wharf nginx haproxy"
+port_of() { case $1 in wharf) echo "$wharf_port";; nginx) echo "$nginx_port";; haproxy) echo "$haproxy_port";; esac; }
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS interleaved rounds, $(nproc) cores shared by wrk, the proxies and the backend"
+printf '%-6s %-10s %12s %10s %10s\n' round proxy req/s p50_ms p99_ms
+: >"$work/results"
+for r in $(seq 1 "$ROUNDS"); do
+  for name in $names; do
+    read -r rps p50 p99 errs < <(run "$(url "$(port_of "$name")")")
+    printf '%-6s %-10s %12s %10s %10s %s\n' "$r" "$name" "$rps" "$p50" "$p99" "$errs"
+    echo "$name $rps $p50 $p99" >>"$work/results"
+  done
+done
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+m() { awk -v n="$1" -v c="$2" '$1==n {print $c}' "$work/results" | median; }
+echo
+printf '%-10s %12s %10s %10s\n' median req/s p50_ms p99_ms
+for name in $names; do printf '%-10s %12s %10s %10s\n' "$name" "$(m "$name" 2)" "$(m "$name" 3)" "$(m "$name" 4)"; done
+for peer in nginx haproxy; do
+  awk -v a="$(m wharf 2)" -v b="$(m "$peer" 2)" -v p="$(m wharf 4)" -v q="$(m "$peer" 4)" -v n="$peer" \
+    'BEGIN { printf "ratio wharf/%s: req/s %.2fx, p99 %.2fx\n", n, a/b, p/q }'
+done
+best=$(for peer in nginx haproxy; do echo "$(m "$peer" 2) $peer"; done | sort -n | tail -1 | awk '{print $2}')
+awk -v a="$(m wharf 2)" -v b="$(m "$best" 2)" -v p="$(m wharf 4)" -v q="$(m "$best" 4)" -v n="$best" \
+  'BEGIN { printf "against the better peer (%s): req/s %.2fx (target >= 1.00x), p99 %.2fx (target <= 1.00x)\n", n, a/b, p/q }'
