@@ -19,7 +19,7 @@ fn wharf(args: &[&str]) -> (i32, String, String) {
 fn help_lists_every_subcommand_and_option() {
     let (code, out, _) = wharf(&["--help"]);
     assert_eq!(code, 0);
-    for s in ["server", "config", "--log-format"] {
+    for s in ["server", "lb", "config", "--log-format"] {
         assert!(out.contains(s), "{s} missing from --help:\n{out}");
     }
     let (_, out, _) = wharf(&["server", "--help"]);
@@ -119,4 +119,73 @@ fn clustering_without_a_secret_is_refused_with_how_to_set_one() {
         out.contains("clustering.membership_scheme:") && out.contains("\"wka\""),
         "{out}"
     );
+}
+
+#[test]
+fn lb_check_validates_both_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("loadbalancer.conf");
+    let toml = dir.path().join("lb.toml");
+    std::fs::write(
+        &toml,
+        "[lb]\nport_offset = 1\n[clustering]\nenabled = false\n",
+    )
+    .unwrap();
+
+    // The seed's entries, with an autoscaler key: ok, with a warning.
+    std::fs::write(
+        &conf,
+        "loadbalancer { instances 1; }\nservices {\n  appserver {\n    domains {\n      wso2.as.domain { hosts as.cloud-test.wso2.com; sub_domain worker; tenant_range *; }\n    }\n  }\n}\n",
+    )
+    .unwrap();
+    let (code, out, _) = wharf(&[
+        "lb",
+        "--check",
+        "--config",
+        toml.to_str().unwrap(),
+        "--services",
+        conf.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok: 1 service(s)"), "{out}");
+    assert!(
+        out.contains("loadbalancer.conf:1:16: \"instances\" in loadbalancer is ignored"),
+        "{out}"
+    );
+
+    // A syntax error: file:line:column, exit 1.
+    std::fs::write(
+        &conf,
+        "services {\n  appserver {\n    hosts a.example\n  }\n}\n",
+    )
+    .unwrap();
+    let (code, out, _) = wharf(&[
+        "lb",
+        "--check",
+        "--config",
+        toml.to_str().unwrap(),
+        "--services",
+        conf.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("loadbalancer.conf:4:3: expected ';' after \"hosts\", found '}'"),
+        "{out}"
+    );
+
+    // Errors in lb.toml are named by key.
+    std::fs::write(
+        &toml,
+        "[lb]\nalgorithm = \"fastest\"\n[lb.http]\nport = 70000\n",
+    )
+    .unwrap();
+    let (code, out, _) = wharf(&["lb", "--check", "--config", toml.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    for needle in [
+        "lb.toml:lb.algorithm",
+        "lb.toml:lb.http.port",
+        "clustering.secret_file",
+    ] {
+        assert!(out.contains(needle), "{needle} missing:\n{out}");
+    }
 }

@@ -527,3 +527,98 @@ async fn sigterm_drains_requests_in_flight() {
     assert_eq!(r.text().await.unwrap(), "slept\n");
     assert_eq!(lb.process.wait_exit(PATIENCE), Some(0));
 }
+
+/// The pool members of `sub_domain` as the LB sees them.
+async fn members_of(lb: &TestLb, sub_domain: &str) -> Vec<serde_json::Value> {
+    let r = routes(lb).await;
+    r.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["sub_domain"] == sub_domain)
+        .flat_map(|p| p["members"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_draining_worker_finishes_its_requests_and_gets_no_new_ones() {
+    let lb = TestLb::start(
+        bin(),
+        SEED_SERVICES,
+        "",
+        "[lb.access_log]\nformat = \"json\"\n",
+        true,
+    );
+    let w1 = TestNode::clustered(bin(), "worker", &lb.wka(), true);
+    let mut w2 = TestNode::clustered(bin(), "worker", &lb.wka(), true);
+    for w in [&w1, &w2] {
+        w.deploy("sleepy.wasm", &fixtures::sleepy());
+    }
+    wait_live(&lb, "worker", 2).await;
+    let c = client();
+    for w in [&w1, &w2] {
+        let url = w.url("/sleepy?ms=1");
+        wait_until_async("the app on each worker", PATIENCE, || async {
+            let r = reqwest::get(&url).await.ok()?;
+            (r.status() == 200).then_some(())
+        })
+        .await;
+    }
+    // Two slow requests: round robin puts one on each worker.
+    let slow: Vec<_> = (0..2)
+        .map(|_| {
+            let (c, url) = (c.clone(), lb.url("/sleepy?ms=3000"));
+            tokio::spawn(async move { c.get(url).header("host", WORKER_HOST).send().await })
+        })
+        .collect();
+    wait_until_async("a request in flight on each worker", PATIENCE, || async {
+        let m = members_of(&lb, "worker").await;
+        (m.len() == 2 && m.iter().all(|x| x["in_flight"] == 1)).then_some(())
+    })
+    .await;
+
+    // w2 is told to stop: it drains, and the LB sees it draining.
+    w2.process.signal("TERM");
+    let draining = wait_until_async("w2 draining in the LB's view", PATIENCE, || async {
+        let m = members_of(&lb, "worker").await;
+        m.into_iter().find(|x| x["draining"] == true)
+    })
+    .await;
+    let w2_id = draining["id"].as_str().unwrap().to_string();
+    // New requests all go to w1 and succeed, while w2's finishes.
+    for _ in 0..20 {
+        let (s, body) = get(&c, &lb, WORKER_HOST, "/sleepy?ms=1").await.unwrap();
+        assert_eq!((s, body.as_str()), (200, "slept\n"));
+    }
+    for r in slow {
+        let r = r.await.unwrap().unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "slept\n");
+    }
+    assert_eq!(w2.process.wait_exit(PATIENCE), Some(0));
+    // The access log names the member of each request.
+    let fast = lb.process.count_lines(&["\"target\":\"/sleepy?ms=1\""]);
+    assert_eq!(fast, 20);
+    let on_w2 = lb.process.count_lines(&[
+        "\"target\":\"/sleepy?ms=1\"",
+        &format!("\"member\":\"{w2_id}\""),
+    ]);
+    assert_eq!(on_w2, 0, "the draining worker got new requests");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_active_health_check_takes_a_stuck_member_out() {
+    let lb = TestLb::start(
+        bin(),
+        SEED_SERVICES,
+        "",
+        "[lb.health_check]\nenabled = true\ninterval_ms = 100\ntimeout_ms = 300\n",
+        true,
+    );
+    let w = TestNode::clustered(bin(), "worker", &lb.wka(), true);
+    wait_live(&lb, "worker", 1).await;
+    // A frozen process answers nothing, neither its health check nor gossip.
+    w.process.signal("STOP");
+    lb.process
+        .wait_for_line("member fails its health check", PATIENCE);
+    w.process.signal("CONT");
+}
