@@ -87,18 +87,18 @@ impl Body for Attempt {
 /// A response body that counts its bytes and calls `done` once when it
 /// ends (`done(bytes, true)`) or fails or is dropped (`false`: the client
 /// went away or the member broke off).
-pub struct Tracked<B: Body> {
+pub struct Tracked<B: Body, F: FnOnce(u64, bool)> {
     inner: B,
     bytes: u64,
-    done: Option<Box<dyn FnOnce(u64, bool) + Send>>,
+    done: Option<F>,
 }
 
-impl<B: Body> Tracked<B> {
-    pub fn new(inner: B, done: impl FnOnce(u64, bool) + Send + 'static) -> Tracked<B> {
+impl<B: Body, F: FnOnce(u64, bool)> Tracked<B, F> {
+    pub fn new(inner: B, done: F) -> Tracked<B, F> {
         Tracked {
             inner,
             bytes: 0,
-            done: Some(Box::new(done)),
+            done: Some(done),
         }
     }
 
@@ -109,7 +109,7 @@ impl<B: Body> Tracked<B> {
     }
 }
 
-impl<B: Body> Drop for Tracked<B> {
+impl<B: Body, F: FnOnce(u64, bool)> Drop for Tracked<B, F> {
     fn drop(&mut self) {
         // hyper stops polling once the body says it has ended, so a body
         // dropped at its end was read completely.
@@ -118,10 +118,11 @@ impl<B: Body> Drop for Tracked<B> {
     }
 }
 
-impl<B> Body for Tracked<B>
+impl<B, F> Body for Tracked<B, F>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
+    F: FnOnce(u64, bool) + Unpin,
 {
     type Data = Bytes;
     type Error = BoxError;

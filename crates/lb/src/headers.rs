@@ -110,32 +110,49 @@ pub struct ClientSide<'a> {
 /// Sets `X-Forwarded-For` (appended), `-Proto`, `-Host`, `-Port` and
 /// appends a `Forwarded` element (RFC 7239).
 pub fn add_forwarded(headers: &mut HeaderMap, c: &ClientSide<'_>) {
-    let ip = c.peer.ip().to_string();
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-        _ => ip.clone(),
-    };
-    let set = |h: &mut HeaderMap, name: &HeaderName, v: String| {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            h.insert(name.clone(), v);
-        }
-    };
-    set(headers, &X_FORWARDED_FOR, xff);
-    set(headers, &X_FORWARDED_PROTO, c.proto.to_string());
-    set(headers, &X_FORWARDED_HOST, c.host.to_string());
-    set(headers, &X_FORWARDED_PORT, c.port.to_string());
-    let node = if c.peer.is_ipv6() {
-        format!("\"[{ip}]\"")
+    use std::fmt::Write;
+    let ip = c.peer.ip();
+    let mut xff = String::with_capacity(48);
+    if let Some(prev) = headers
+        .get(&X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| !p.trim().is_empty())
+    {
+        xff.push_str(prev);
+        xff.push_str(", ");
+    }
+    let _ = write!(xff, "{ip}");
+    let mut forwarded = String::with_capacity(64 + c.host.len());
+    if let Some(prev) = headers
+        .get(header::FORWARDED)
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| !p.trim().is_empty())
+    {
+        forwarded.push_str(prev);
+        forwarded.push_str(", ");
+    }
+    if c.peer.is_ipv6() {
+        let _ = write!(forwarded, "for=\"[{ip}]\"");
     } else {
-        ip
+        let _ = write!(forwarded, "for={ip}");
+    }
+    let _ = write!(forwarded, ";proto={};host=\"", c.proto);
+    forwarded.extend(c.host.chars().filter(|ch| *ch != '"' && *ch != '\\'));
+    forwarded.push('"');
+    let mut set = |name: &HeaderName, v: HeaderValue| {
+        headers.insert(name.clone(), v);
     };
-    let host = c.host.replace(['"', '\\'], "");
-    let element = format!("for={node};proto={};host=\"{host}\"", c.proto);
-    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {element}"),
-        _ => element,
-    };
-    set(headers, &header::FORWARDED, forwarded);
+    if let Ok(v) = HeaderValue::try_from(xff) {
+        set(&X_FORWARDED_FOR, v);
+    }
+    set(&X_FORWARDED_PROTO, HeaderValue::from_static(c.proto));
+    if let Ok(v) = HeaderValue::from_str(c.host) {
+        set(&X_FORWARDED_HOST, v);
+    }
+    set(&X_FORWARDED_PORT, HeaderValue::from(c.port));
+    if let Ok(v) = HeaderValue::try_from(forwarded) {
+        set(&header::FORWARDED, v);
+    }
 }
 
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

@@ -161,6 +161,8 @@ pub struct Active {
     pub settings: LbSettings,
     pub fail_over: bool,
     pub pool: upstream::PoolSettings,
+    /// Kept to tell a reload that membership settings need a restart.
+    clustering: wharf_config::ClusteringConfig,
 }
 
 impl Active {
@@ -170,6 +172,7 @@ impl Active {
             routes: routes::RouteTable::new(&loaded.services, s.algorithm),
             settings: s.clone(),
             fail_over: loaded.services.fail_over,
+            clustering: loaded.config.clustering.clone(),
             pool: upstream::PoolSettings {
                 connect_timeout: s.connect_timeout,
                 max_idle_per_member: s.pool_max_idle_per_member,
@@ -238,6 +241,8 @@ impl State {
             ("lb.shutdown_grace_ms", a.shutdown_grace != b.shutdown_grace),
             ("lb.data_dir", a.data_dir != b.data_dir),
             ("lb.health_check", a.health_check != b.health_check),
+            ("lb.workers", a.workers != b.workers),
+            ("clustering", old.clustering != loaded.config.clustering),
         ]
         .into_iter()
         .filter_map(|(k, changed)| changed.then_some(k))

@@ -104,7 +104,7 @@ impl Record {
 /// One request's bookkeeping: its metrics handles and access log record.
 struct Books<'a> {
     state: &'a State,
-    metrics: Arc<ServiceMetrics>,
+    metrics: &'a ServiceMetrics,
     rec: Option<Record>,
     start: Instant,
 }
@@ -159,11 +159,11 @@ pub async fn handle(
             .map(|a| a.to_string())
             .unwrap_or_default(),
     };
-    let access = state.access.load_full();
+    let logging = state.access.load().enabled();
     let mut books = Books {
         state: &state,
-        metrics: state.unrouted.clone(),
-        rec: access.enabled().then(|| Record::of(&req, peer, &host)),
+        metrics: &state.unrouted,
+        rec: logging.then(|| Record::of(&req, peer, &host)),
         start,
     };
 
@@ -199,11 +199,10 @@ pub async fn handle(
             ))
         }
     };
-    let service = routed.route.service.clone();
+    let service = &routed.route.service;
     books.metrics = service
         .metrics
-        .get_or_init(|| Arc::new(ServiceMetrics::new(&state.metrics, &service.name)))
-        .clone();
+        .get_or_init(|| Arc::new(ServiceMetrics::new(&state.metrics, &service.name)));
     if let Some(rec) = &mut books.rec {
         rec.service = service.name.clone();
     }
@@ -369,6 +368,7 @@ pub async fn handle(
     if let Some(upstream_side) = upstream_upgrade {
         if let Some(client_side) = client_upgrade {
             let entry = rec.map(|r| r.entry(101, 0, &backend.id, start));
+            let access = state.access.load_full();
             tokio::spawn(async move {
                 let _guard = guard;
                 match futures::future::try_join(client_side, upstream_side).await {
@@ -409,12 +409,13 @@ pub async fn handle(
         }
     }
     let code = status.as_u16();
+    let access = rec.is_some().then(|| state.access.load_full());
     let body = Tracked::new(rbody, move |bytes, complete| {
         drop(guard);
         if complete {
             lease.release();
         }
-        if let Some(rec) = rec {
+        if let (Some(rec), Some(access)) = (rec, access) {
             access.log(&rec.entry(code, bytes, &backend.id, start));
         }
     });
