@@ -126,6 +126,16 @@ fn lb_check_validates_both_files() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("loadbalancer.conf");
     let toml = dir.path().join("lb.toml");
+    let check = || {
+        wharf(&[
+            "lb",
+            "--check",
+            "--config",
+            toml.to_str().unwrap(),
+            "--services",
+            conf.to_str().unwrap(),
+        ])
+    };
     std::fs::write(
         &toml,
         "[lb]\nport_offset = 1\n[clustering]\nenabled = false\n",
@@ -138,14 +148,7 @@ fn lb_check_validates_both_files() {
         "loadbalancer { instances 1; }\nservices {\n  appserver {\n    domains {\n      wso2.as.domain { hosts as.cloud-test.wso2.com; sub_domain worker; tenant_range *; }\n    }\n  }\n}\n",
     )
     .unwrap();
-    let (code, out, _) = wharf(&[
-        "lb",
-        "--check",
-        "--config",
-        toml.to_str().unwrap(),
-        "--services",
-        conf.to_str().unwrap(),
-    ]);
+    let (code, out, _) = check();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("ok: 1 service(s)"), "{out}");
     assert!(
@@ -159,14 +162,7 @@ fn lb_check_validates_both_files() {
         "services {\n  appserver {\n    hosts a.example\n  }\n}\n",
     )
     .unwrap();
-    let (code, out, _) = wharf(&[
-        "lb",
-        "--check",
-        "--config",
-        toml.to_str().unwrap(),
-        "--services",
-        conf.to_str().unwrap(),
-    ]);
+    let (code, out, _) = check();
     assert_eq!(code, 1);
     assert!(
         out.contains("loadbalancer.conf:4:3: expected ';' after \"hosts\", found '}'"),

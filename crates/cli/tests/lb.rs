@@ -70,6 +70,26 @@ async fn wait_live(lb: &TestLb, sub_domain: &str, live: u64) {
     .await;
 }
 
+/// Two workers of the LB's cluster, each with `app` deployed as `name`,
+/// both taking requests through the LB and serving `path` directly.
+async fn two_workers(lb: &TestLb, name: &str, app: &[u8], path: &str) -> (TestNode, TestNode) {
+    let w1 = TestNode::clustered(bin(), "worker", &lb.wka(), true);
+    let w2 = TestNode::clustered(bin(), "worker", &lb.wka(), true);
+    for w in [&w1, &w2] {
+        w.deploy(name, app);
+    }
+    wait_live(lb, "worker", 2).await;
+    for w in [&w1, &w2] {
+        let url = w.url(path);
+        wait_until_async("the app on each worker", PATIENCE, || async {
+            let r = reqwest::get(&url).await.ok()?;
+            (r.status() == 200).then_some(())
+        })
+        .await;
+    }
+    (w1, w2)
+}
+
 async fn metrics(lb: &TestLb) -> String {
     reqwest::get(lb.status_url("/metrics"))
         .await
@@ -191,22 +211,9 @@ async fn routes_by_host_to_mgt_and_worker_sub_domains() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_killed_during_2000_gets_fails_none() {
     let lb = TestLb::start(bin(), SEED_SERVICES, "", "", true);
-    let w1 = TestNode::clustered(bin(), "worker", &lb.wka(), true);
-    let mut w2 = TestNode::clustered(bin(), "worker", &lb.wka(), true);
-    for w in [&w1, &w2] {
-        w.deploy("app.wasm", &fixtures::hello());
-    }
-    wait_live(&lb, "worker", 2).await;
-    let c = client();
     // Both workers serve the app before the load starts.
-    for w in [&w1, &w2] {
-        let url = w.url("/app");
-        wait_until_async("the app on each worker", PATIENCE, || async {
-            let r = reqwest::get(&url).await.ok()?;
-            (r.status() == 200).then_some(())
-        })
-        .await;
-    }
+    let (_w1, mut w2) = two_workers(&lb, "app.wasm", &fixtures::hello(), "/app").await;
+    let c = client();
 
     const TOTAL: usize = 2000;
     let done = Arc::new(AtomicUsize::new(0));
@@ -548,21 +555,8 @@ async fn a_draining_worker_finishes_its_requests_and_gets_no_new_ones() {
         "[lb.access_log]\nformat = \"json\"\n",
         true,
     );
-    let w1 = TestNode::clustered(bin(), "worker", &lb.wka(), true);
-    let mut w2 = TestNode::clustered(bin(), "worker", &lb.wka(), true);
-    for w in [&w1, &w2] {
-        w.deploy("sleepy.wasm", &fixtures::sleepy());
-    }
-    wait_live(&lb, "worker", 2).await;
+    let (_w1, mut w2) = two_workers(&lb, "sleepy.wasm", &fixtures::sleepy(), "/sleepy?ms=1").await;
     let c = client();
-    for w in [&w1, &w2] {
-        let url = w.url("/sleepy?ms=1");
-        wait_until_async("the app on each worker", PATIENCE, || async {
-            let r = reqwest::get(&url).await.ok()?;
-            (r.status() == 200).then_some(())
-        })
-        .await;
-    }
     // Two slow requests: round robin puts one on each worker.
     let slow: Vec<_> = (0..2)
         .map(|_| {

@@ -3,7 +3,7 @@
 //! domain is in the seed's loadbalancer.conf ([`crate::lbconf`]), named by
 //! `services_file` or `--services`.
 
-use crate::error::{ConfigError, ConfigErrors};
+use crate::error::ConfigErrors;
 use crate::lbconf::Algorithm;
 use crate::node::{check_distinct_ports, read_port, Env};
 use crate::reader::Reader;
@@ -126,16 +126,8 @@ impl LbConfig {
     }
 
     pub fn load_with_env(path: &Path, env: &Env) -> Result<LbConfig, ConfigErrors> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: name.clone(),
-                key: String::new(),
-                message: format!("cannot read: {e}"),
-            }])
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml_with_env(&text, &name, base, env)
+        let (text, name, base) = crate::reader::read_file(path)?;
+        Self::from_toml_with_env(&text, &name, &base, env)
     }
 
     pub fn from_toml_with_env(

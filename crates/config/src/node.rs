@@ -118,16 +118,8 @@ impl NodeConfig {
     /// Reads and validates a configuration file; `env` may supply
     /// `WHARF_CLUSTER_SECRET`.
     pub fn load_with_env(path: &Path, env: &Env) -> Result<NodeConfig, ConfigErrors> {
-        let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![crate::ConfigError {
-                file: name.clone(),
-                key: String::new(),
-                message: format!("cannot read: {e}"),
-            }])
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml_with_env(&text, &name, base, env)
+        let (text, name, base) = crate::reader::read_file(path)?;
+        Self::from_toml_with_env(&text, &name, &base, env)
     }
 
     /// Parses `text`; relative paths in it are taken relative to `base`.

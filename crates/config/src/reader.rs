@@ -24,6 +24,24 @@ pub struct Reader {
     errors: Rc<RefCell<Vec<ConfigError>>>,
 }
 
+/// A configuration file's text, its name for messages and the directory
+/// its relative paths are taken from.
+pub(crate) fn read_file(path: &std::path::Path) -> Result<(String, String, PathBuf), ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors(vec![ConfigError {
+            file: name.clone(),
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        }])
+    })?;
+    let base = path
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .to_path_buf();
+    Ok((text, name, base))
+}
+
 impl Reader {
     /// Parses `text` (the contents of `file`). A syntax error is reported as
     /// `file:line:column: message`.
