@@ -1,10 +1,15 @@
-//! `wharf cluster members`: the members a node sees.
+//! `wharf cluster members`: the members a node sees; `wharf cluster up`
+//! is in `cluster_up.rs`.
 
 use anyhow::Context;
 use std::process::ExitCode;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Cluster {
+    /// Start a whole cluster on this machine: a load balancer, a manager
+    /// and workers (separate processes), serving the example application,
+    /// until Ctrl-C.
+    Up(super::cluster_up::Up),
     /// List the cluster's members (role, domain, sub-domain, state, URLs,
     /// revision, last heard) as a node sees them, by asking its status listener.
     Members {
@@ -19,7 +24,10 @@ pub enum Cluster {
 
 impl Cluster {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let Cluster::Members { status, json } = self;
+        let (status, json) = match self {
+            Cluster::Up(up) => return up.run(),
+            Cluster::Members { status, json } => (status, json),
+        };
         let url = format!("http://{status}/cluster/members");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

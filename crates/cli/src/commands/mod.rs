@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod cluster;
+mod cluster_up;
 mod config;
 mod lb;
 mod server;
