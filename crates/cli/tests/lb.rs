@@ -616,3 +616,32 @@ async fn the_active_health_check_takes_a_stuck_member_out() {
         .wait_for_line("member fails its health check", PATIENCE);
     w.process.signal("CONT");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_lb_on_the_same_port_is_refused() {
+    let lb = TestLb::start(bin(), SEED_SERVICES, "", "", false);
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("lb.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[lb]\ndata_dir = \"data\"\n[lb.http]\nbind = \"127.0.0.1\"\nport = {}\n[lb.https]\nport = 0\n[lb.status]\nport = 0\n[clustering]\nenabled = false\n",
+            lb.http.port()
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["lb", "--config", toml.to_str().unwrap()])
+        .env_remove("WHARF_LB_CONFIG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "cannot listen on 127.0.0.1:{} (lb.http)",
+            lb.http.port()
+        )),
+        "{err}"
+    );
+}

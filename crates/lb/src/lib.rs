@@ -126,11 +126,18 @@ pub struct Listeners {
 impl Listeners {
     pub async fn bind(s: &LbSettings) -> Result<Listeners, LbError> {
         async fn one(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, LbError> {
-            bind_shared(addr).map_err(|source| LbError::Bind {
+            // A plain bind first: `SO_REUSEPORT` alone would let this
+            // process share a port another load balancer of the same user
+            // is listening on, instead of saying that it is busy.
+            let err = |source| LbError::Bind {
                 listener,
                 addr,
                 source,
-            })
+            };
+            let probe = std::net::TcpListener::bind(addr).map_err(err)?;
+            let bound = probe.local_addr().map_err(err)?;
+            drop(probe);
+            bind_shared(bound).map_err(err)
         }
         Ok(Listeners {
             http: one("http", s.http_addr()).await?,
