@@ -645,3 +645,64 @@ async fn a_second_lb_on_the_same_port_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_client_connection_is_closed_after_the_socket_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = Backend::start("idle").await;
+    let services = format!(
+        "services {{ web {{ hosts web.example.com; domains {{ d {{ members 127.0.0.1:{}; }} }} }} }}",
+        backend.addr.port()
+    );
+    let lb = TestLb::start(bin(), &services, "socket_timeout_ms = 300", "", false);
+    let mut s = tokio::net::TcpStream::connect(lb.http).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: web.example.com\r\n\r\n")
+        .await
+        .unwrap();
+    // The answer comes, then the connection sits idle until the LB closes it.
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the idle connection was never closed");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_bodies_stream_both_ways() {
+    let lb = TestLb::start(bin(), SEED_SERVICES, "", "", true);
+    let w = TestNode::clustered(bin(), "worker", &lb.wka(), true);
+    w.deploy("echo.wasm", &fixtures::echo());
+    wait_live(&lb, "worker", 1).await;
+    let c = client();
+    wait_until_async("the echo app", PATIENCE, || async {
+        get(&c, &lb, WORKER_HOST, "/echo")
+            .await
+            .filter(|(s, _)| *s == 200)
+    })
+    .await;
+    // 8 MiB in 64 KiB chunks, with no length given: chunked both ways.
+    let chunk: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..128).map(|_| Ok(chunk.clone())).collect();
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+    let r = c
+        .post(lb.url("/echo/upload"))
+        .header("host", WORKER_HOST)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let back = r.bytes().await.unwrap();
+    assert_eq!(back.len(), 128 * 65_536);
+    assert!(back.chunks(65_536).all(|c| c == chunk.as_slice()));
+}
