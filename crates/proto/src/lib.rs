@@ -1,0 +1,165 @@
+//! Every type Wharf sends between processes or stores for another process
+//! to read, in one place and versioned. Today: the revision manifest of the
+//! deployment synchronizer.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The manifest format this build writes; it reads this one only and says
+/// so clearly for any other.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// One revision of a tenant's applications: every application served at
+/// that revision, by context path. A revision is whole: a worker serves all
+/// of it or none of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// [`MANIFEST_VERSION`] when written.
+    pub version: u32,
+    /// 1, 2, 3, … per repository namespace.
+    pub revision: u64,
+    /// The revision this one was made from (`None` for the first).
+    pub parent: Option<u64>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+    /// Who made it (the admin user).
+    pub author: String,
+    /// What changed, for the history (`deploy /hello`, `rollback to 3`).
+    pub message: String,
+    /// Context path (`/hello`, `/` for the root) → the application.
+    pub apps: BTreeMap<String, AppEntry>,
+}
+
+/// One application of a revision: its content by hash, and its limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppEntry {
+    /// Lowercase hex SHA-256 of the component: the blob's name.
+    pub sha256: String,
+    pub size: u64,
+    /// Per-application limits that override the node's, when set.
+    #[serde(default, skip_serializing_if = "AppLimits::is_default")]
+    pub limits: AppLimits,
+}
+
+/// Limits one application may have set below the node's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_instances: Option<u32>,
+}
+
+impl AppLimits {
+    pub fn is_default(&self) -> bool {
+        *self == AppLimits::default()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("not a revision manifest: {0}")]
+    Malformed(String),
+    #[error("revision manifest version {found} is not supported (this build reads version {MANIFEST_VERSION})")]
+    Version { found: u32 },
+    #[error("application {context:?}: {message}")]
+    App { context: String, message: String },
+}
+
+impl Manifest {
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a manifest serializes")
+    }
+
+    /// Reads and checks a manifest: its version, and that every entry names
+    /// a SHA-256 and a context path that can be served.
+    pub fn from_json(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let v: Version =
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+        if v.version != MANIFEST_VERSION {
+            return Err(ManifestError::Version { found: v.version });
+        }
+        let m: Manifest =
+            serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed(e.to_string()))?;
+        for (context, app) in &m.apps {
+            let bad = |message: &str| ManifestError::App {
+                context: context.clone(),
+                message: message.to_string(),
+            };
+            if !is_sha256_hex(&app.sha256) {
+                return Err(bad("sha256 is not 64 lowercase hex digits"));
+            }
+            if !context.starts_with('/') || context.split('/').any(|s| s == ".." || s == ".") {
+                return Err(bad("not a context path"));
+            }
+        }
+        Ok(m)
+    }
+}
+
+/// 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            version: MANIFEST_VERSION,
+            revision: 3,
+            parent: Some(2),
+            created_at_ms: 1_795_607_212_000,
+            author: "admin".into(),
+            message: "deploy /hello".into(),
+            apps: BTreeMap::from([(
+                "/hello".to_string(),
+                AppEntry {
+                    sha256: "a".repeat(64),
+                    size: 1234,
+                    limits: AppLimits {
+                        memory_limit_mb: Some(64),
+                        ..Default::default()
+                    },
+                },
+            )]),
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let m = manifest();
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+    }
+
+    #[test]
+    fn other_versions_and_bad_entries_are_refused_clearly() {
+        let mut m = manifest();
+        m.version = 2;
+        let e = Manifest::from_json(&m.to_json()).unwrap_err().to_string();
+        assert!(e.contains("version 2 is not supported"), "{e}");
+        let mut m = manifest();
+        m.apps.get_mut("/hello").unwrap().sha256 = "XYZ".into();
+        let e = Manifest::from_json(&m.to_json()).unwrap_err().to_string();
+        assert!(e.contains("\"/hello\"") && e.contains("sha256"), "{e}");
+        let mut m = manifest();
+        let app = m.apps.remove("/hello").unwrap();
+        m.apps.insert("/a/../b".into(), app);
+        assert!(Manifest::from_json(&m.to_json()).is_err());
+        assert!(Manifest::from_json(b"{\"version\": 1, \"surprise\": true}").is_err());
+        assert!(Manifest::from_json(b"not json").is_err());
+    }
+}
