@@ -207,8 +207,6 @@ pub struct State {
     /// Backends by id, kept across pool rebuilds.
     known: std::sync::Mutex<BTreeMap<String, Arc<pool::Backend>>>,
     epoch: Instant,
-    /// Nudges the pool builder after a reload.
-    rebuild: tokio::sync::Notify,
 }
 
 impl State {
@@ -266,7 +264,8 @@ impl State {
             }
         }
         self.active.store(Arc::new(Active::new(loaded)));
-        self.rebuild.notify_one();
+        // At once, so no request meets new routes without their pools.
+        self.rebuild_pools();
         tracing::info!(services = loaded.services.services.len(), source = %loaded.services_source, "configuration reloaded");
     }
 }
@@ -342,7 +341,6 @@ pub async fn run(
         draining: false.into(),
         known: Default::default(),
         epoch: Instant::now(),
-        rebuild: tokio::sync::Notify::new(),
     });
     state.rebuild_pools();
     tracing::info!(
@@ -354,7 +352,8 @@ pub async fn run(
         "load balancer listening"
     );
 
-    // Pools follow the cluster view and reloads; gauges follow ejections.
+    // Pools follow the cluster view (reloads rebuild them themselves);
+    // gauges follow ejections.
     let follower = {
         let state = state.clone();
         let mut view = cluster.as_ref().map(|c| c.watch());
@@ -372,7 +371,6 @@ pub async fn run(
                         if !ok { return; }
                         state.rebuild_pools();
                     }
-                    _ = state.rebuild.notified() => state.rebuild_pools(),
                     _ = tick.tick() => state.update_gauges(),
                 }
             }
