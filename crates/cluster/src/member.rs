@@ -3,6 +3,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use wharf_proto::gossip::{
+    tenant_of_key, RevisionRef, REVISION_PREFIX, SYNC_ERROR_PREFIX, TENANT_PREFIX,
+};
+use wharf_proto::TenantId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -76,14 +80,25 @@ pub struct MemberInfo {
     /// listener: its cluster address and the port it really bound (the
     /// URLs above name the public, proxied ports).
     pub http_addr: Option<String>,
+    /// `host:port` of the member's HTTPS listener.
+    pub https_addr: Option<String>,
+    /// Lowercase hex SHA-256 of the certificate the HTTPS listener
+    /// presents. Gossip is authenticated, so peers pin it instead of
+    /// trusting a certificate authority.
+    pub tls_sha256: Option<String>,
     /// `host:port` of the member's status listener (`/health/ready`).
     pub status_addr: Option<String>,
     pub http_proxy_port: Option<u16>,
     pub https_proxy_port: Option<u16>,
     pub host_name: Option<String>,
     pub mgt_host_name: Option<String>,
-    /// The application revision served; empty until the synchronizer exists.
-    pub revision: String,
+    /// Per tenant: the revision a manager announces as current, or the
+    /// revision a worker serves.
+    pub revisions: BTreeMap<TenantId, RevisionRef>,
+    /// Per tenant: why a worker could not check out the announced revision.
+    pub sync_errors: BTreeMap<TenantId, String>,
+    /// Tenant domains and their ids, as the manager knows them.
+    pub tenants: BTreeMap<String, TenantId>,
     /// All configured properties, placeholders expanded.
     pub properties: BTreeMap<String, String>,
 }
@@ -106,12 +121,16 @@ impl MemberInfo {
             http_url: None,
             https_url: None,
             http_addr: None,
+            https_addr: None,
+            tls_sha256: None,
             status_addr: None,
             http_proxy_port: None,
             https_proxy_port: None,
             host_name: None,
             mgt_host_name: None,
-            revision: String::new(),
+            revisions: BTreeMap::new(),
+            sync_errors: BTreeMap::new(),
+            tenants: BTreeMap::new(),
             properties: BTreeMap::new(),
         }
     }
@@ -122,13 +141,14 @@ impl MemberInfo {
             ("role".to_string(), self.role.to_string()),
             ("domain".to_string(), self.domain.clone()),
             ("state".to_string(), self.state.to_string()),
-            ("revision".to_string(), self.revision.clone()),
         ];
         let optional = [
             ("sub_domain", self.sub_domain.clone()),
             ("http_url", self.http_url.clone()),
             ("https_url", self.https_url.clone()),
             ("http_addr", self.http_addr.clone()),
+            ("https_addr", self.https_addr.clone()),
+            ("tls_sha256", self.tls_sha256.clone()),
             ("status_addr", self.status_addr.clone()),
             (
                 "http_proxy_port",
@@ -151,6 +171,21 @@ impl MemberInfo {
                 .iter()
                 .map(|(k, v)| (format!("{PROP}{k}"), v.clone())),
         );
+        kv.extend(
+            self.revisions
+                .iter()
+                .map(|(t, r)| (format!("{REVISION_PREFIX}{t}"), r.to_string())),
+        );
+        kv.extend(
+            self.sync_errors
+                .iter()
+                .map(|(t, e)| (format!("{SYNC_ERROR_PREFIX}{t}"), e.clone())),
+        );
+        kv.extend(
+            self.tenants
+                .iter()
+                .map(|(d, id)| (format!("{TENANT_PREFIX}{d}"), id.to_string())),
+        );
         kv
     }
 
@@ -171,6 +206,28 @@ impl MemberInfo {
             .iter()
             .filter_map(|(k, v)| Some((k.strip_prefix(PROP)?.to_string(), v.to_string())))
             .collect();
+        let mut revisions = BTreeMap::new();
+        let mut sync_errors = BTreeMap::new();
+        let mut tenants = BTreeMap::new();
+        for (k, v) in &map {
+            if let Some(t) = tenant_of_key(k, REVISION_PREFIX) {
+                // An empty value withdraws the revision.
+                if !v.is_empty() {
+                    revisions.insert(t, v.parse::<RevisionRef>()?);
+                }
+            } else if let Some(t) = tenant_of_key(k, SYNC_ERROR_PREFIX) {
+                if !v.is_empty() {
+                    sync_errors.insert(t, v.to_string());
+                }
+            } else if let Some(domain) = k.strip_prefix(TENANT_PREFIX) {
+                if !v.is_empty() {
+                    let id = v
+                        .parse()
+                        .map_err(|_| format!("tenant {domain:?}: {v:?} is not a tenant id"))?;
+                    tenants.insert(domain.to_string(), id);
+                }
+            }
+        }
         Ok(MemberInfo {
             role: need("role")?.parse()?,
             domain: need("domain")?.to_string(),
@@ -179,12 +236,16 @@ impl MemberInfo {
             http_url: opt("http_url"),
             https_url: opt("https_url"),
             http_addr: opt("http_addr"),
+            https_addr: opt("https_addr"),
+            tls_sha256: opt("tls_sha256"),
             status_addr: opt("status_addr"),
             http_proxy_port: port("http_proxy_port")?,
             https_proxy_port: port("https_proxy_port")?,
             host_name: opt("host_name"),
             mgt_host_name: opt("mgt_host_name"),
-            revision: map.get("revision").copied().unwrap_or_default().to_string(),
+            revisions,
+            sync_errors,
+            tenants,
             properties,
         })
     }
@@ -230,12 +291,22 @@ mod tests {
             http_url: Some("http://10.0.0.2:9765".into()),
             https_url: Some("https://10.0.0.2:9445".into()),
             http_addr: Some("10.0.0.2:9765".into()),
+            https_addr: Some("10.0.0.2:9445".into()),
+            tls_sha256: Some("c".repeat(64)),
             status_addr: Some("10.0.0.2:9902".into()),
             http_proxy_port: Some(8280),
             https_proxy_port: None,
             host_name: Some("as.cloud-test.example.com".into()),
             mgt_host_name: None,
-            revision: String::new(),
+            revisions: BTreeMap::from([(
+                0,
+                RevisionRef {
+                    number: 4,
+                    manifest_sha256: "d".repeat(64),
+                },
+            )]),
+            sync_errors: BTreeMap::from([(7, "revision 2: not a component".into())]),
+            tenants: BTreeMap::from([("example.com".into(), 7)]),
             properties: BTreeMap::from([("subDomain".into(), "worker".into())]),
         }
     }

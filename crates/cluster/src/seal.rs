@@ -34,6 +34,17 @@ pub enum Refused {
     Replayed,
 }
 
+/// The bearer token members present to each other's HTTPS endpoints (the
+/// builtin repository's check-out): derived from the cluster secret with
+/// its own HKDF label, so it reveals nothing of the gossip key.
+pub fn member_token(secret: &[u8]) -> String {
+    let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"wharf cluster v1"), secret);
+    let mut token = [0u8; 32];
+    hk.expand(b"member https token", &mut token)
+        .expect("32 bytes is a valid HKDF length");
+    token.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Seals and opens packets for one member.
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
@@ -128,6 +139,14 @@ impl Sealer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_tokens_depend_on_the_secret_only() {
+        let a = member_token(b"0123456789abcdef0123456789abcdef");
+        assert_eq!(a, member_token(b"0123456789abcdef0123456789abcdef"));
+        assert_ne!(a, member_token(b"0123456789abcdef0123456789abcdeF"));
+        assert_eq!(a.len(), 64);
+    }
 
     const SECRET: &[u8] = b"a shared secret of decent length";
 

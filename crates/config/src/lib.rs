@@ -13,6 +13,7 @@ mod lb;
 pub mod lbconf;
 mod node;
 mod reader;
+mod sync;
 
 pub use clustering::{ClusteringConfig, MIN_SECRET_LEN, SECRET_ENV};
 pub use error::{ConfigError, ConfigErrors};
@@ -21,10 +22,17 @@ pub use lb::{
     DEFAULT_LB_HTTPS_PORT, DEFAULT_LB_HTTP_PORT, DEFAULT_LB_MEMBER_PORT, DEFAULT_LB_STATUS_PORT,
 };
 pub use node::{
-    Env, HttpListener, HttpsListener, NodeConfig, RuntimeConfig, ServerConfig, StatusListener,
-    DEFAULT_HTTPS_PORT, DEFAULT_HTTP_PORT, DEFAULT_MEMBER_PORT, DEFAULT_STATUS_PORT,
+    Env, HttpListener, HttpsListener, NodeConfig, Overrides, RuntimeConfig, ServerConfig,
+    StatusListener, DEFAULT_HTTPS_PORT, DEFAULT_HTTP_PORT, DEFAULT_MEMBER_PORT,
+    DEFAULT_STATUS_PORT,
 };
 pub use reader::Reader;
+pub use sync::{
+    AdminConfig, RepositoryType, SyncConfig, ADMIN_PASSWORD_ENV, REPOSITORY_PASSWORD_ENV,
+};
+
+/// Shortest admin password accepted.
+pub const MIN_PASSWORD_LEN: usize = 12;
 
 /// Adds `offset` to a configured port, as carbon.xml's `Offset` does.
 ///

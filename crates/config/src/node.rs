@@ -22,6 +22,8 @@ pub struct NodeConfig {
     pub server: ServerConfig,
     pub runtime: RuntimeConfig,
     pub clustering: crate::ClusteringConfig,
+    pub deployment_synchronizer: crate::SyncConfig,
+    pub admin: crate::AdminConfig,
 }
 
 /// Carbon's default `localMemberPort` for application server nodes.
@@ -99,15 +101,27 @@ pub struct RuntimeConfig {
     pub env: BTreeMap<String, String>,
 }
 
+/// What the command line sets over the file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Overrides {
+    /// `--worker-node`: the seed's `-DworkerNode=true`.
+    pub worker_node: bool,
+}
+
 impl NodeConfig {
     /// The configuration used when no file is given.
     pub fn defaults() -> NodeConfig {
+        Self::defaults_with(&Env::new(), Overrides::default()).expect("the defaults are valid")
+    }
+
+    /// The defaults, with what `env` and the command line set.
+    pub fn defaults_with(env: &Env, overrides: Overrides) -> Result<NodeConfig, ConfigErrors> {
         Self::from_reader(
             Reader::from_table(Default::default(), "<defaults>"),
             Path::new("."),
-            &Env::new(),
+            env,
+            overrides,
         )
-        .expect("the defaults are valid")
     }
 
     /// Reads and validates a configuration file.
@@ -116,10 +130,19 @@ impl NodeConfig {
     }
 
     /// Reads and validates a configuration file; `env` may supply
-    /// `WHARF_CLUSTER_SECRET`.
+    /// `WHARF_CLUSTER_SECRET` and the other variables named in the reference.
     pub fn load_with_env(path: &Path, env: &Env) -> Result<NodeConfig, ConfigErrors> {
+        Self::load_with(path, env, Overrides::default())
+    }
+
+    /// Like [`NodeConfig::load_with_env`], with command-line overrides.
+    pub fn load_with(
+        path: &Path,
+        env: &Env,
+        overrides: Overrides,
+    ) -> Result<NodeConfig, ConfigErrors> {
         let (text, name, base) = crate::reader::read_file(path)?;
-        Self::from_toml_with_env(&text, &name, &base, env)
+        Self::from_reader(Reader::parse(&text, &name)?, &base, env, overrides)
     }
 
     /// Parses `text`; relative paths in it are taken relative to `base`.
@@ -133,11 +156,17 @@ impl NodeConfig {
         base: &Path,
         env: &Env,
     ) -> Result<NodeConfig, ConfigErrors> {
-        Self::from_reader(Reader::parse(text, file)?, base, env)
+        Self::from_reader(Reader::parse(text, file)?, base, env, Overrides::default())
     }
 
-    fn from_reader(mut r: Reader, base: &Path, env: &Env) -> Result<NodeConfig, ConfigErrors> {
-        let server = read_server(r.table("server"), base);
+    fn from_reader(
+        mut r: Reader,
+        base: &Path,
+        env: &Env,
+        overrides: Overrides,
+    ) -> Result<NodeConfig, ConfigErrors> {
+        let mut server = read_server(r.table("server"), base);
+        server.worker_node |= overrides.worker_node;
         let runtime = read_runtime(r.table("runtime"), base, &server.data_dir);
         let clustering = crate::ClusteringConfig::read(
             r.table("clustering"),
@@ -147,11 +176,20 @@ impl NodeConfig {
             false,
             env,
         );
+        let deployment_synchronizer = crate::SyncConfig::read(
+            r.table("deployment_synchronizer"),
+            base,
+            server.worker_node,
+            env,
+        );
+        let admin = crate::AdminConfig::read(r.table("admin"), env);
         r.into_result()?;
         Ok(NodeConfig {
             server,
             runtime,
             clustering,
+            deployment_synchronizer,
+            admin,
         })
     }
 }

@@ -93,6 +93,15 @@ impl Reader {
         });
     }
 
+    /// Records a problem with an environment variable the configuration read.
+    pub fn env_error(&self, var: &str, message: impl Into<String>) {
+        self.errors.borrow_mut().push(ConfigError {
+            file: "<environment>".to_string(),
+            key: var.to_string(),
+            message: message.into(),
+        });
+    }
+
     fn take(&mut self, key: &str) -> Option<Value> {
         self.seen.insert(key.to_string());
         self.table.get(key).cloned()

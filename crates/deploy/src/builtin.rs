@@ -1,10 +1,11 @@
-//! The builtin repository: a directory of content-addressed blobs and
-//! numbered revision manifests, with `HEAD` naming the current revision.
+//! The builtin repository: per tenant, a directory of content-addressed
+//! blobs and numbered revision manifests, with `HEAD` naming the current
+//! revision.
 //!
 //! ```text
-//! <root>/blobs/<sha256>          the components, named by their hash
-//! <root>/revisions/<n>.json      manifest of revision n
-//! <root>/HEAD                    "n\n": the current revision
+//! <root>/<tenant>/blobs/<sha256>          the components, named by their hash
+//! <root>/<tenant>/revisions/<n>.json      manifest of revision n
+//! <root>/<tenant>/HEAD                    "n\n": the current revision
 //! ```
 //!
 //! Every file is written under a temporary name, synced, and renamed into
@@ -14,71 +15,56 @@
 //! commit. One process owns a repository (the manager); commits within it
 //! are serialized.
 
-use sha2::{Digest, Sha256};
-use std::io::Write;
+use crate::blobs::BlobDir;
+use crate::{io, write_atomic, Apps, CommitInfo, Committed, RepoError};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use wharf_proto::{is_sha256_hex, AppEntry, Manifest, MANIFEST_VERSION};
+use std::sync::{Arc, Mutex};
+use wharf_proto::{Manifest, TenantId};
 
-#[derive(Debug, thiserror::Error)]
-pub enum RepoError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Corrupt { path: PathBuf, message: String },
-    #[error("revision {0} does not exist")]
-    NoSuchRevision(u64),
-    #[error("application {context:?} names blob {sha256}, which the repository does not have")]
-    MissingBlob { context: String, sha256: String },
-    #[error("{0:?} is not a SHA-256")]
-    BadHash(String),
+/// Every tenant's builtin repository under one root (the manager's
+/// `<data_dir>/repository`).
+pub struct BuiltinStore {
+    root: PathBuf,
+    open: Mutex<BTreeMap<TenantId, Arc<BuiltinRepo>>>,
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RepoError + '_ {
-    move |source| RepoError::Io {
-        path: path.to_path_buf(),
-        source,
+impl BuiltinStore {
+    pub fn new(root: &Path) -> BuiltinStore {
+        BuiltinStore {
+            root: root.to_path_buf(),
+            open: Mutex::new(BTreeMap::new()),
+        }
     }
-}
 
-/// Lowercase hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// What a commit records besides the applications.
-#[derive(Debug, Clone)]
-pub struct CommitInfo {
-    pub author: String,
-    pub message: String,
-    pub created_at_ms: u64,
+    /// The repository of `tenant`, created on first use.
+    pub fn tenant(&self, tenant: TenantId) -> Result<Arc<BuiltinRepo>, RepoError> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = open.get(&tenant) {
+            return Ok(r.clone());
+        }
+        let repo = Arc::new(BuiltinRepo::open(&self.root.join(tenant.to_string()))?);
+        open.insert(tenant, repo.clone());
+        Ok(repo)
+    }
 }
 
 pub struct BuiltinRepo {
     root: PathBuf,
+    blobs: BlobDir,
     commit_lock: Mutex<()>,
 }
 
 impl BuiltinRepo {
     /// Opens (creating if needed) the repository at `root`.
     pub fn open(root: &Path) -> Result<BuiltinRepo, RepoError> {
-        for d in [root.join("blobs"), root.join("revisions")] {
-            std::fs::create_dir_all(&d).map_err(io(&d))?;
-        }
+        let revisions = root.join("revisions");
+        std::fs::create_dir_all(&revisions).map_err(io(&revisions))?;
         Ok(BuiltinRepo {
+            blobs: BlobDir::open(&root.join("blobs"))?,
             root: root.to_path_buf(),
             commit_lock: Mutex::new(()),
         })
-    }
-
-    fn blob_path(&self, sha256: &str) -> Result<PathBuf, RepoError> {
-        if !is_sha256_hex(sha256) {
-            return Err(RepoError::BadHash(sha256.to_string()));
-        }
-        Ok(self.root.join("blobs").join(sha256))
     }
 
     fn manifest_path(&self, revision: u64) -> PathBuf {
@@ -88,29 +74,16 @@ impl BuiltinRepo {
     /// Stores a component; returns its hash. Storing the same bytes again
     /// is a no-op.
     pub fn put_blob(&self, bytes: &[u8]) -> Result<String, RepoError> {
-        let sha = sha256_hex(bytes);
-        let path = self.blob_path(&sha)?;
-        if !path.exists() {
-            write_atomic(&path, bytes)?;
-        }
-        Ok(sha)
+        self.blobs.put(bytes)
     }
 
     /// A component by hash, checked against it.
     pub fn blob(&self, sha256: &str) -> Result<Vec<u8>, RepoError> {
-        let path = self.blob_path(sha256)?;
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
-        if sha256_hex(&bytes) != sha256 {
-            return Err(RepoError::Corrupt {
-                path,
-                message: "content does not match its hash".into(),
-            });
-        }
-        Ok(bytes)
+        self.blobs.get(sha256)
     }
 
     pub fn has_blob(&self, sha256: &str) -> bool {
-        self.blob_path(sha256).is_ok_and(|p| p.exists())
+        self.blobs.has(sha256)
     }
 
     /// The current revision number, 0 when nothing was ever committed.
@@ -155,14 +128,25 @@ impl BuiltinRepo {
             .collect()
     }
 
-    /// Makes `apps` the next revision and moves `HEAD` to it. Every blob
-    /// must be stored first.
+    /// Makes the next revision from what `edit` makes of the current
+    /// applications and moves `HEAD` to it; `edit` runs under the commit
+    /// lock, so concurrent commits never lose each other's changes. Every
+    /// blob must be stored first. An edit that changes nothing commits
+    /// nothing.
     pub fn commit(
         &self,
-        apps: std::collections::BTreeMap<String, AppEntry>,
         info: CommitInfo,
-    ) -> Result<Manifest, RepoError> {
+        edit: impl FnOnce(&Apps) -> Result<Apps, RepoError>,
+    ) -> Result<Committed, RepoError> {
         let _serial = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.head()?;
+        let apps = edit(current.as_ref().map_or(&Apps::new(), |m| &m.apps))?;
+        if let Some(m) = current.filter(|m| m.apps == apps) {
+            return Ok(Committed {
+                manifest: m,
+                changed: false,
+            });
+        }
         for (context, app) in &apps {
             if !self.has_blob(&app.sha256) {
                 return Err(RepoError::MissingBlob {
@@ -172,50 +156,24 @@ impl BuiltinRepo {
             }
         }
         let parent = self.head_revision()?;
-        let manifest = Manifest {
-            version: MANIFEST_VERSION,
-            revision: parent + 1,
-            parent: (parent > 0).then_some(parent),
-            created_at_ms: info.created_at_ms,
-            author: info.author,
-            message: info.message,
-            apps,
-        };
+        let manifest = crate::next_manifest(parent, info, apps);
         write_atomic(&self.manifest_path(manifest.revision), &manifest.to_json())?;
         write_atomic(
             &self.root.join("HEAD"),
             format!("{}\n", manifest.revision).as_bytes(),
         )?;
-        Ok(manifest)
+        Ok(Committed {
+            manifest,
+            changed: true,
+        })
     }
-}
-
-/// Writes `bytes` to `path` so that `path` holds either its old content or
-/// all of the new: a temporary file, synced, renamed, the directory synced.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
-    let dir = path.parent().expect("repository paths have a parent");
-    let name = path
-        .file_name()
-        .expect("repository paths have a name")
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io(path))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use crate::sha256_hex;
+    use wharf_proto::AppEntry;
 
     fn info(message: &str) -> CommitInfo {
         CommitInfo {
@@ -229,8 +187,14 @@ mod tests {
         AppEntry {
             sha256: repo.put_blob(bytes).unwrap(),
             size: bytes.len() as u64,
+            deployed_at_ms: 1,
+            deployed_by: "admin".into(),
             limits: Default::default(),
         }
+    }
+
+    fn commit(repo: &BuiltinRepo, apps: Apps, message: &str) -> Result<Manifest, RepoError> {
+        repo.commit(info(message), |_| Ok(apps)).map(|c| c.manifest)
     }
 
     #[test]
@@ -239,20 +203,24 @@ mod tests {
         let repo = BuiltinRepo::open(dir.path()).unwrap();
         assert_eq!(repo.head().unwrap(), None);
         let a = entry(&repo, b"component a");
-        let r1 = repo
-            .commit(
-                BTreeMap::from([("/a".into(), a.clone())]),
-                info("deploy /a"),
-            )
-            .unwrap();
+        let r1 = commit(
+            &repo,
+            BTreeMap::from([("/a".into(), a.clone())]),
+            "deploy /a",
+        )
+        .unwrap();
         assert_eq!((r1.revision, r1.parent), (1, None));
         let b = entry(&repo, b"component b");
-        let r2 = repo
-            .commit(
-                BTreeMap::from([("/a".into(), a.clone()), ("/b".into(), b.clone())]),
-                info("deploy /b"),
-            )
-            .unwrap();
+        let r2 = commit(
+            &repo,
+            BTreeMap::from([("/a".into(), a.clone()), ("/b".into(), b.clone())]),
+            "deploy /b",
+        )
+        .unwrap();
+        // The same applications again: nothing to commit.
+        let same = repo.commit(info("again"), |apps| Ok(apps.clone())).unwrap();
+        assert!(!same.changed);
+        assert_eq!(same.manifest, r2);
         assert_eq!((r2.revision, r2.parent), (2, Some(1)));
         // Reopened, it is all there.
         let repo = BuiltinRepo::open(dir.path()).unwrap();
@@ -273,11 +241,11 @@ mod tests {
         let ghost = AppEntry {
             sha256: sha256_hex(b"never stored"),
             size: 12,
+            deployed_at_ms: 1,
+            deployed_by: "admin".into(),
             limits: Default::default(),
         };
-        let e = repo
-            .commit(BTreeMap::from([("/g".into(), ghost)]), info("x"))
-            .unwrap_err();
+        let e = commit(&repo, BTreeMap::from([("/g".into(), ghost)]), "x").unwrap_err();
         assert!(matches!(e, RepoError::MissingBlob { .. }), "{e}");
         assert_eq!(repo.head_revision().unwrap(), 0);
         assert!(matches!(
@@ -291,9 +259,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let repo = BuiltinRepo::open(dir.path()).unwrap();
         let a = entry(&repo, b"a");
-        let r1 = repo
-            .commit(BTreeMap::from([("/a".into(), a.clone())]), info("one"))
-            .unwrap();
+        let r1 = commit(&repo, BTreeMap::from([("/a".into(), a.clone())]), "one").unwrap();
         // A process killed after writing revision 2's manifest (and a
         // half-written temporary HEAD) but before moving HEAD.
         std::fs::write(
@@ -306,9 +272,9 @@ mod tests {
         assert_eq!(repo.head().unwrap().unwrap(), r1);
         assert_eq!(repo.history().unwrap().len(), 1);
         // The next commit takes number 2 and replaces the leftover.
-        let r2 = repo
-            .commit(BTreeMap::from([("/a".into(), a)]), info("two"))
-            .unwrap();
+        let mut a2 = a;
+        a2.deployed_at_ms = 2;
+        let r2 = commit(&repo, BTreeMap::from([("/a".into(), a2)]), "two").unwrap();
         assert_eq!(r2.revision, 2);
         assert_eq!(repo.manifest(2).unwrap(), r2);
     }
@@ -335,12 +301,18 @@ mod tests {
                     .iter()
                     .map(|i| (format!("/app{i}"), entry(&repo, &[*i; 3])))
                     .collect();
-                made.push(repo.commit(apps, info("c")).unwrap());
+                let c = repo.commit(info("c"), |_| Ok(apps.clone())).unwrap();
+                // Only a change makes a revision.
+                let expect_changed = made.last().map_or(true, |m: &Manifest| m.apps != apps);
+                proptest::prop_assert_eq!(c.changed, expect_changed);
+                if c.changed {
+                    made.push(c.manifest);
+                }
             }
             for m in &made {
                 proptest::prop_assert_eq!(&repo.manifest(m.revision).unwrap(), m);
             }
-            proptest::prop_assert_eq!(repo.head_revision().unwrap(), sets.len() as u64);
+            proptest::prop_assert_eq!(repo.head_revision().unwrap(), made.len() as u64);
         }
     }
 }

@@ -203,6 +203,86 @@ impl rustls::server::ResolvesServerCert for SniResolver {
     }
 }
 
+/// Lowercase hex SHA-256 of the leaf certificate of `ck`: what a member
+/// publishes so that peers can pin it.
+pub fn cert_sha256(ck: &CertifiedKey) -> String {
+    use sha2::Digest;
+    ck.chain
+        .first()
+        .map(|c| hex::encode(sha2::Sha256::digest(c.as_ref())))
+        .unwrap_or_default()
+}
+
+/// A rustls client configuration that trusts exactly one certificate, the
+/// one whose SHA-256 is `sha256` (as published in authenticated gossip),
+/// whatever name or authority it carries. The handshake signature is still
+/// checked, so only the holder of that certificate's key gets through.
+pub fn pinned_client_config(sha256: &str, alpn: &[&[u8]]) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(PinnedCert {
+        sha256: sha256.to_ascii_lowercase(),
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config
+}
+
+#[derive(Debug)]
+struct PinnedCert {
+    sha256: String,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use sha2::Digest;
+        let got = hex::encode(sha2::Sha256::digest(end_entity.as_ref()));
+        if got == self.sha256 {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "the peer's certificate (SHA-256 {got}) is not the one it published in the cluster ({})",
+                self.sha256
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
 /// The names a node's generated certificate covers: its host names plus
 /// `localhost` and `127.0.0.1`, without duplicates, in a stable order.
 pub fn default_names(hosts: &[&str]) -> Vec<String> {

@@ -74,57 +74,7 @@ impl<A> AppTable<A> {
     }
 }
 
-/// The context path for an artifact file name, following Tomcat's rules:
-/// `hello.wasm` → `/hello`, `ROOT.wasm` → `/`, `shop#cart.wasm` →
-/// `/shop/cart`. Segments may hold letters, digits, `-`, `_`, `.` and `~`;
-/// `.` and `..` segments and anything else are refused with the reason.
-pub fn context_for_file_name(file_name: &str) -> Result<String, String> {
-    let stem = file_name
-        .strip_suffix(".wasm")
-        .ok_or_else(|| format!("{file_name:?} does not end in .wasm"))?;
-    if stem == "ROOT" {
-        return Ok("/".to_string());
-    }
-    let mut context = String::new();
-    for segment in stem.split('#') {
-        validate_segment(segment).map_err(|e| format!("{file_name:?}: {e}"))?;
-        context.push('/');
-        context.push_str(segment);
-    }
-    Ok(context)
-}
-
-/// Checks a context path given directly (e.g. `/shop/cart`).
-pub fn validate_context(context: &str) -> Result<(), String> {
-    if context == "/" {
-        return Ok(());
-    }
-    let rest = context
-        .strip_prefix('/')
-        .ok_or_else(|| format!("context path {context:?} must start with '/'"))?;
-    for segment in rest.split('/') {
-        validate_segment(segment).map_err(|e| format!("context path {context:?}: {e}"))?;
-    }
-    Ok(())
-}
-
-fn validate_segment(segment: &str) -> Result<(), String> {
-    if segment.is_empty() {
-        return Err("empty path segment".into());
-    }
-    if segment == "." || segment == ".." {
-        return Err(format!("{segment:?} is not allowed as a path segment"));
-    }
-    if let Some(c) = segment
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')))
-    {
-        return Err(format!(
-            "character {c:?} is not allowed (use letters, digits, '-', '_', '.', '~')"
-        ));
-    }
-    Ok(())
-}
+pub use wharf_proto::context::{context_for_file_name, validate_context};
 
 #[cfg(test)]
 mod tests {
@@ -154,27 +104,6 @@ mod tests {
         assert_eq!(route(&t, "/helloworld"), Some("/"));
         assert_eq!(route(&t, "/"), Some("/"));
         assert_eq!(route(&t, ""), Some("/"));
-    }
-
-    #[test]
-    fn file_names_map_like_tomcat() {
-        assert_eq!(context_for_file_name("hello.wasm").unwrap(), "/hello");
-        assert_eq!(context_for_file_name("ROOT.wasm").unwrap(), "/");
-        assert_eq!(
-            context_for_file_name("shop#cart.wasm").unwrap(),
-            "/shop/cart"
-        );
-        assert!(context_for_file_name("a b.wasm")
-            .unwrap_err()
-            .contains("' '"));
-        assert!(context_for_file_name("..#x.wasm").is_err());
-        assert!(context_for_file_name("a##b.wasm")
-            .unwrap_err()
-            .contains("empty"));
-        assert!(context_for_file_name("hello.war").is_err());
-        assert!(validate_context("/a/../b").is_err());
-        assert!(validate_context("a").is_err());
-        validate_context("/a/b").unwrap();
     }
 
     proptest! {

@@ -114,6 +114,8 @@ pub struct Node {
     pub urls: urls::Urls,
     /// The addresses the listeners really bound.
     pub bound: BoundAddrs,
+    /// SHA-256 of the certificate the HTTPS listener presents.
+    pub tls_sha256: String,
     registry: prometheus_client::registry::Registry,
     state: AtomicU8,
     state_tx: tokio::sync::watch::Sender<NodeState>,
@@ -167,7 +169,7 @@ pub async fn run(
         source,
     })?;
 
-    let tls = {
+    let (tls, tls_sha256) = {
         let s = &config.server;
         let ck = match (&s.https.cert, &s.https.key) {
             (Some(cert), Some(key)) => wharf_net::tls::load_pem(cert, key)?,
@@ -176,7 +178,8 @@ pub async fn run(
                 wharf_net::tls::load_or_generate(&data_dir.join("tls"), &names)?
             }
         };
-        TlsAcceptor::from(wharf_net::tls::server_config(ck)?)
+        let pin = wharf_net::tls::cert_sha256(&ck);
+        (TlsAcceptor::from(wharf_net::tls::server_config(ck)?), pin)
     };
 
     let mut registry = prometheus_client::registry::Registry::with_prefix("wharf");
@@ -195,6 +198,7 @@ pub async fn run(
             https: https_addr,
             status: status_addr,
         },
+        tls_sha256,
         config,
         runtime,
         apps: ArcSwap::from_pointee(AppTable::default()),

@@ -53,7 +53,11 @@ pub(crate) async fn join(node: &Arc<Node>) -> Result<Cluster, NodeError> {
         https_proxy_port: s.https.proxy_port,
         host_name: Some(s.host_name.clone()),
         mgt_host_name: Some(s.mgt_host_name.clone()),
-        revision: String::new(),
+        https_addr: Some(join_host(&c.local_member_host, node.bound.https.port())),
+        tls_sha256: Some(node.tls_sha256.clone()),
+        revisions: Default::default(),
+        sync_errors: Default::default(),
+        tenants: Default::default(),
         properties,
     };
 

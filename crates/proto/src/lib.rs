@@ -1,9 +1,20 @@
 //! Every type Wharf sends between processes or stores for another process
-//! to read, in one place and versioned. Today: the revision manifest of the
-//! deployment synchronizer.
+//! to read, in one place and versioned: the revision manifest of the
+//! deployment synchronizer ([`Manifest`]), what members gossip about
+//! revisions ([`gossip`]), and the admin API's bodies ([`api`]).
+
+pub mod api;
+pub mod context;
+pub mod gossip;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// A tenant's stable integer id (assigned increasing, never reused).
+pub type TenantId = u32;
+
+/// The super tenant: the default, owner of un-prefixed URLs.
+pub const SUPER_TENANT: TenantId = 0;
 
 /// The manifest format this build writes; it reads this one only and says
 /// so clearly for any other.
@@ -38,6 +49,13 @@ pub struct AppEntry {
     /// Lowercase hex SHA-256 of the component: the blob's name.
     pub sha256: String,
     pub size: u64,
+    /// When this content was deployed at this context (milliseconds since
+    /// the Unix epoch); kept across revisions that leave the app unchanged.
+    #[serde(default)]
+    pub deployed_at_ms: u64,
+    /// Who deployed this content here.
+    #[serde(default)]
+    pub deployed_by: String,
     /// Per-application limits that override the node's, when set.
     #[serde(default, skip_serializing_if = "AppLimits::is_default")]
     pub limits: AppLimits,
@@ -72,6 +90,21 @@ pub enum ManifestError {
 }
 
 impl Manifest {
+    /// The SHA-256 of [`Manifest::to_json`]: what the manager gossips so
+    /// that a worker can check the manifest it fetched.
+    pub fn digest(&self) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(self.to_json()))
+    }
+
+    /// The application table as `context → sha256`, for comparisons.
+    pub fn contents(&self) -> BTreeMap<&str, &str> {
+        self.apps
+            .iter()
+            .map(|(c, a)| (c.as_str(), a.sha256.as_str()))
+            .collect()
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("a manifest serializes")
     }
@@ -98,8 +131,8 @@ impl Manifest {
             if !is_sha256_hex(&app.sha256) {
                 return Err(bad("sha256 is not 64 lowercase hex digits"));
             }
-            if !context.starts_with('/') || context.split('/').any(|s| s == ".." || s == ".") {
-                return Err(bad("not a context path"));
+            if let Err(e) = context::validate_context(context) {
+                return Err(bad(&e));
             }
         }
         Ok(m)
@@ -130,6 +163,8 @@ mod tests {
                 AppEntry {
                     sha256: "a".repeat(64),
                     size: 1234,
+                    deployed_at_ms: 1_795_607_212_000,
+                    deployed_by: "admin".into(),
                     limits: AppLimits {
                         memory_limit_mb: Some(64),
                         ..Default::default()

@@ -12,7 +12,7 @@ mod load;
 pub mod metrics;
 mod serve;
 
-pub use load::{sha256_hex, App, LoadError};
+pub use load::{sha256_hex, App, EffectiveLimits, Limits, LoadError};
 pub use serve::{Failure, ResponseBody, Scheme, CONTEXT_PATH_HEADER};
 
 use engine::EpochTicker;

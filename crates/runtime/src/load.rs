@@ -21,6 +21,9 @@ pub struct App {
     /// Time spent compiling (or loading from the cache).
     pub compile_time: Duration,
     pub from_cache: bool,
+    /// The limits this application runs under: its own where it set
+    /// them, never above the node's.
+    pub limits: EffectiveLimits,
     pub(crate) pre: ProxyPre<Host>,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) label: Arc<str>,
@@ -34,6 +37,22 @@ impl std::fmt::Debug for App {
             .field("sha256", &self.sha256)
             .finish_non_exhaustive()
     }
+}
+
+/// Limits an application asks for, each at most the node's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_limit: Option<u64>,
+    pub request_timeout: Option<Duration>,
+    pub max_instances: Option<u32>,
+}
+
+/// The limits an application really runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EffectiveLimits {
+    pub memory_limit: u64,
+    pub request_timeout: Duration,
+    pub max_instances: u32,
 }
 
 /// Why an artifact was not deployed. The message is meant for the operator.
@@ -60,6 +79,30 @@ impl Runtime {
     /// Compiling is CPU-bound and can take a while for large components:
     /// call this from a blocking thread.
     pub fn load(&self, name: &str, context: &str, bytes: &[u8]) -> Result<App, LoadError> {
+        self.load_with_limits(name, context, bytes, Limits::default())
+    }
+
+    /// [`Runtime::load`] with the application's own limits, each capped at
+    /// the node's.
+    pub fn load_with_limits(
+        &self,
+        name: &str,
+        context: &str,
+        bytes: &[u8],
+        limits: Limits,
+    ) -> Result<App, LoadError> {
+        let c = &self.config;
+        let limits = EffectiveLimits {
+            memory_limit: limits
+                .memory_limit
+                .map_or(c.memory_limit, |m| m.min(c.memory_limit)),
+            request_timeout: limits
+                .request_timeout
+                .map_or(c.request_timeout, |t| t.min(c.request_timeout)),
+            max_instances: limits.max_instances.map_or(c.max_instances_per_app, |n| {
+                n.clamp(1, c.max_instances_per_app)
+            }),
+        };
         let started = Instant::now();
         if wasmparser::Parser::is_core_wasm(bytes) {
             return Err(LoadError::NotAComponent(
@@ -113,7 +156,8 @@ impl Runtime {
             compile_time: started.elapsed(),
             from_cache: compiled.from_cache,
             pre,
-            permits: Arc::new(Semaphore::new(self.config.max_instances_per_app as usize)),
+            permits: Arc::new(Semaphore::new(limits.max_instances as usize)),
+            limits,
             label: Arc::from(name),
         })
     }

@@ -136,7 +136,7 @@ impl Runtime {
                 outgoing_http: self.config.outgoing_http,
             },
             limiter: Limiter {
-                memory_limit: self.config.memory_limit as usize,
+                memory_limit: app.limits.memory_limit as usize,
                 flags: flags.clone(),
             },
         };
@@ -197,7 +197,7 @@ impl Runtime {
             return Err(Failure::Busy);
         };
 
-        let deadline = Instant::now() + self.config.request_timeout;
+        let deadline = Instant::now() + app.limits.request_timeout;
         let flags = Arc::new(Flags::default());
         let mut store = self.new_store(app, &flags, deadline);
 

@@ -365,3 +365,42 @@ async fn compiled_code_is_cached_across_restarts() {
         200
     );
 }
+
+#[tokio::test]
+async fn an_application_may_set_limits_below_the_nodes_never_above() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(
+        dir.path(),
+        "memory_limit_mb = 64\nrequest_timeout_ms = 5000\n",
+    );
+    let own = |mb: u64, ms: u64| wharf_runtime::Limits {
+        memory_limit: Some(mb * 1024 * 1024),
+        request_timeout: Some(Duration::from_millis(ms)),
+        max_instances: Some(100_000),
+    };
+    // Below the node's: its own limits apply.
+    let sleepy = Arc::new(
+        rt.load_with_limits("sleepy", "/sleepy", &fixtures::sleepy(), own(2, 200))
+            .unwrap(),
+    );
+    let f = rt
+        .handle(&sleepy, get("/sleepy?ms=2000"), Scheme::Http)
+        .await
+        .unwrap_err();
+    assert_eq!(f, Failure::Timeout, "the app's 200 ms, not the node's 5 s");
+    let hog = Arc::new(
+        rt.load_with_limits("memhog", "/memhog", &fixtures::memory_hog(), own(2, 200))
+            .unwrap(),
+    );
+    assert_eq!(
+        rt.handle(&hog, get("/"), Scheme::Http).await.unwrap_err(),
+        Failure::OutOfMemory
+    );
+    // Above the node's: capped at the node's.
+    let big = rt
+        .load_with_limits("hello", "/hello", &fixtures::hello(), own(1024, 600_000))
+        .unwrap();
+    assert_eq!(big.limits.memory_limit, 64 * 1024 * 1024);
+    assert_eq!(big.limits.request_timeout, Duration::from_millis(5000));
+    assert_eq!(big.limits.max_instances, 500);
+}

@@ -7,10 +7,12 @@ pub mod components;
 pub mod lb;
 pub mod node;
 pub mod process;
+pub mod svn;
 pub mod wait;
 
 pub use components::{component_from_wat, fixtures};
 pub use lb::{TestLb, TEST_SECRET};
 pub use node::{TestNode, PATIENCE};
 pub use process::{wharf_bin, WharfProcess};
+pub use svn::{svn_available, SvnServer};
 pub use wait::{wait_until, wait_until_async};

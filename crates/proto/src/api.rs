@@ -1,0 +1,137 @@
+//! Bodies of the admin API (`/api/v1`, JSON), shared by the manager that
+//! answers and the CLI that asks. The OpenAPI document the manager serves
+//! describes the same shapes.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The path every admin API route starts with.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Every error: a sentence for a person, and what is known besides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    /// A revision the call did commit before it failed (e.g. no worker
+    /// node was there to serve it yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub user: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginResponse {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub user: String,
+    /// The tenant domain the user administers; `None` for the super admin.
+    pub tenant: Option<String>,
+    pub expires_in_s: u64,
+}
+
+/// How far a revision has reached one worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RolloutState {
+    /// Serves this revision or a later one.
+    Serving,
+    /// Still on an earlier revision.
+    Pending,
+    /// Reported that it could not check this revision out.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRollout {
+    pub node_id: String,
+    pub sub_domain: Option<String>,
+    pub state: RolloutState,
+    /// The revision it serves (0: none yet).
+    pub revision: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Where a revision stands across the ready workers of the domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub tenant: Option<String>,
+    pub revision: u64,
+    /// Every ready worker serves it (false when there is no worker).
+    pub complete: bool,
+    pub workers: Vec<WorkerRollout>,
+}
+
+/// The answer to a call that made a revision: deploy, undeploy, rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeResponse {
+    pub revision: u64,
+    pub message: String,
+    /// The rollout when the call returned (after waiting, unless asked not to).
+    pub rollout: Rollout,
+    /// Set when the call stopped waiting before every worker served it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// One application of the current revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppInfo {
+    pub context: String,
+    pub sha256: String,
+    pub size: u64,
+    pub deployed_at_ms: u64,
+    pub deployed_by: String,
+    /// The revision each worker serves, and whether that revision has
+    /// this content at this context.
+    pub workers: Vec<WorkerApp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerApp {
+    pub node_id: String,
+    pub revision: u64,
+    pub serving: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppList {
+    pub tenant: Option<String>,
+    /// The current revision (0: nothing deployed yet).
+    pub revision: u64,
+    pub apps: Vec<AppInfo>,
+    pub rollout: Rollout,
+}
+
+/// One revision of the history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionInfo {
+    pub revision: u64,
+    pub parent: Option<u64>,
+    pub created_at_ms: u64,
+    pub author: String,
+    pub message: String,
+    /// Context path → sha256.
+    pub apps: BTreeMap<String, String>,
+    pub current: bool,
+}
+
+/// A cluster member as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    pub node_id: String,
+    pub role: String,
+    pub domain: String,
+    pub sub_domain: Option<String>,
+    pub state: String,
+    pub address: String,
+    /// Tenant id → the revision the member serves (workers) or announces
+    /// (managers).
+    pub revisions: BTreeMap<String, u64>,
+    pub last_heard_ms: Option<u64>,
+}
