@@ -69,9 +69,10 @@ async fn property_updates_reach_everyone() {
     let members = start(5, &transport).await;
     wait_sizes(&members, 5, "5 members to converge").await;
     members[3].set_state(MemberState::Draining).await;
-    members[3].set("revision", "r7").await;
+    let r7 = format!("7:{}", "e".repeat(64));
+    members[3].set("rev:0", &r7).await;
     wait_until_async(
-        "everyone to see member-003 draining at r7",
+        "everyone to see member-003 draining at revision 7",
         PATIENCE,
         || async {
             members
@@ -80,7 +81,7 @@ async fn property_updates_reach_everyone() {
                     c.members().iter().any(|m| {
                         m.node_id == "member-003"
                             && m.info.state == MemberState::Draining
-                            && m.info.revision == "r7"
+                            && m.info.revisions.get(&0).map(|r| r.number) == Some(7)
                     })
                 })
                 .then_some(())

@@ -109,12 +109,16 @@ impl Repository {
 
     pub async fn blob(&self, tenant: TenantId, sha256: &str) -> Result<Vec<u8>, RepoError> {
         let (me, sha) = (self.clone(), sha256.to_string());
-        blocking(move || match &me {
-            Repository::Builtin(s) => s.tenant(tenant)?.blob(&sha),
-            Repository::Git(g) => g.blob(tenant, &sha),
-            Repository::Svn(s) => s.blob(tenant, &sha),
-        })
-        .await
+        blocking(move || me.blob_blocking(tenant, &sha)).await
+    }
+
+    /// [`Repository::blob`] for a caller already on a blocking thread.
+    pub fn blob_blocking(&self, tenant: TenantId, sha256: &str) -> Result<Vec<u8>, RepoError> {
+        match self {
+            Repository::Builtin(s) => s.tenant(tenant)?.blob(sha256),
+            Repository::Git(g) => g.blob(tenant, sha256),
+            Repository::Svn(s) => s.blob(tenant, sha256),
+        }
     }
 
     pub async fn head(&self, tenant: TenantId) -> Result<Option<Manifest>, RepoError> {

@@ -8,11 +8,111 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use wharf_proto::gossip::RevisionRef;
+use wharf_proto::{TenantId, SUPER_TENANT};
+
+/// Everything a node serves: per tenant, the table of one revision (or of
+/// the hot-deployment directory, for the super tenant of a stand-alone
+/// node). Immutable; swapped whole, one tenant at a time.
+#[derive(Debug)]
+pub struct Served<A> {
+    tenants: BTreeMap<TenantId, Arc<TenantApps<A>>>,
+}
+
+/// One tenant's applications and the revision they are.
+#[derive(Debug)]
+pub struct TenantApps<A> {
+    /// `None` for applications that come from the hot-deployment directory.
+    pub revision: Option<RevisionRef>,
+    pub table: AppTable<A>,
+}
+
+impl<A> Default for TenantApps<A> {
+    fn default() -> Self {
+        TenantApps {
+            revision: None,
+            table: AppTable::default(),
+        }
+    }
+}
+
+impl<A> Default for Served<A> {
+    fn default() -> Self {
+        Served {
+            tenants: BTreeMap::new(),
+        }
+    }
+}
+
+impl<A> Served<A> {
+    pub fn tenant(&self, id: TenantId) -> Option<&Arc<TenantApps<A>>> {
+        self.tenants.get(&id)
+    }
+
+    pub fn tenants(&self) -> impl Iterator<Item = (TenantId, &Arc<TenantApps<A>>)> {
+        self.tenants.iter().map(|(id, t)| (*id, t))
+    }
+
+    /// A copy with `apps` as the tenant's applications.
+    pub fn with_tenant(&self, id: TenantId, apps: TenantApps<A>) -> Self {
+        let mut tenants = self.tenants.clone();
+        tenants.insert(id, Arc::new(apps));
+        Served { tenants }
+    }
+
+    /// A copy without the tenant.
+    pub fn without_tenant(&self, id: TenantId) -> Self {
+        let mut tenants = self.tenants.clone();
+        tenants.remove(&id);
+        Served { tenants }
+    }
+
+    /// The super tenant's table (owner of un-prefixed paths).
+    pub fn super_table(&self) -> Option<&AppTable<A>> {
+        self.tenants.get(&SUPER_TENANT).map(|t| &t.table)
+    }
+
+    /// A copy whose super tenant table is `f` of the current one (for the
+    /// hot-deployment directory).
+    pub fn map_super(&self, f: impl FnOnce(&AppTable<A>) -> AppTable<A>) -> Self {
+        let current = self.tenants.get(&SUPER_TENANT);
+        let table = f(current.map_or(&AppTable::default(), |t| &t.table));
+        self.with_tenant(
+            SUPER_TENANT,
+            TenantApps {
+                revision: current.and_then(|t| t.revision.clone()),
+                table,
+            },
+        )
+    }
+
+    /// Applications across every tenant.
+    pub fn len(&self) -> usize {
+        self.tenants.values().map(|t| t.table.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The app serving `path` for the super tenant.
+    pub fn route(&self, path: &str) -> Option<&Arc<A>> {
+        self.super_table()?.route(path)
+    }
+}
 
 /// Deployed applications keyed by context path (`/`, `/hello`, `/a/b`).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct AppTable<A> {
     by_context: BTreeMap<String, Arc<A>>,
+}
+
+impl<A> Clone for AppTable<A> {
+    fn clone(&self) -> Self {
+        AppTable {
+            by_context: self.by_context.clone(),
+        }
+    }
 }
 
 impl<A> Default for AppTable<A> {

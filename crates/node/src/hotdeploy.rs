@@ -153,7 +153,7 @@ impl Node {
                 return None;
             }
         };
-        if let Some(current) = self.apps.load().get(&context) {
+        if let Some(current) = self.apps.load().super_table().and_then(|t| t.get(&context)) {
             if current.sha256 == wharf_runtime::sha256_hex(&bytes) {
                 return Some(context);
             }
@@ -165,8 +165,14 @@ impl Node {
         match loaded {
             Ok(Ok(app)) => {
                 let app = Arc::new(app);
-                let replaced = self.apps.load().get(&context).map(|a| a.sha256.clone());
-                self.apps.rcu(|t| t.with(&context, app.clone()));
+                let replaced = self
+                    .apps
+                    .load()
+                    .super_table()
+                    .and_then(|t| t.get(&context))
+                    .map(|a| a.sha256.clone());
+                self.apps
+                    .rcu(|s| s.map_super(|t| t.with(&context, app.clone())));
                 self.metrics.deploy(&app.name, "deployed");
                 self.metrics.apps.set(self.apps.load().len() as i64);
                 tracing::info!(
@@ -195,10 +201,16 @@ impl Node {
     }
 
     pub(crate) fn undeploy(&self, context: &str, file: &str) {
-        let Some(app) = self.apps.load().get(context).cloned() else {
+        let Some(app) = self
+            .apps
+            .load()
+            .super_table()
+            .and_then(|t| t.get(context))
+            .cloned()
+        else {
             return;
         };
-        self.apps.rcu(|t| t.without(context));
+        self.apps.rcu(|s| s.map_super(|t| t.without(context)));
         self.metrics.deploy(&app.name, "undeployed");
         self.metrics.apps.set(self.apps.load().len() as i64);
         tracing::info!(app = %app.name, context = %context, sha256 = %app.sha256, file = %file, "undeployed application");

@@ -7,15 +7,17 @@
 //! admin API and console (manager) and synchronized revisions (worker) build
 //! on [`Node::apps`], which is swapped whole on every change.
 
+pub mod admin;
 pub mod apps;
 mod hotdeploy;
 mod membership;
 pub mod metrics;
 mod service;
 mod status;
+mod sync;
 pub mod urls;
 
-use apps::AppTable;
+use apps::Served;
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -48,6 +50,10 @@ pub enum NodeError {
     Runtime(#[from] wharf_runtime::SetupError),
     #[error("{0}")]
     Cluster(String),
+    #[error("deployment synchronizer: {0}")]
+    Repository(#[from] wharf_deploy::RepoError),
+    #[error("admin accounts: {0}")]
+    Users(#[from] admin::users::UsersError),
 }
 
 /// The node's lifecycle, as the status listener (and later the cluster) reports it.
@@ -109,7 +115,7 @@ pub struct Node {
     pub config: NodeConfig,
     pub runtime: Runtime,
     /// The applications served now; replaced whole on every change.
-    pub apps: ArcSwap<AppTable<App>>,
+    pub apps: ArcSwap<Served<App>>,
     pub metrics: metrics::Metrics,
     pub urls: urls::Urls,
     /// The addresses the listeners really bound.
@@ -121,6 +127,15 @@ pub struct Node {
     state_tx: tokio::sync::watch::Sender<NodeState>,
     /// Set once the node has joined its cluster (when clustering is enabled).
     pub cluster: std::sync::OnceLock<Arc<wharf_cluster::Cluster>>,
+    /// A manager's artifact repository (none on workers and stand-alone nodes).
+    pub repository: Option<wharf_deploy::Repository>,
+    /// What members present to each other's HTTPS endpoints, from the
+    /// cluster secret (none without one).
+    member_token: Option<String>,
+    /// Revisions are applied one at a time.
+    apply_lock: tokio::sync::Mutex<()>,
+    /// A manager's admin accounts and sessions.
+    admin: Option<admin::auth::Auth>,
 }
 
 impl Node {
@@ -146,6 +161,11 @@ impl Node {
         }
     }
 
+    /// The tenants this node keeps revisions of.
+    pub fn tenant_ids(&self) -> Vec<wharf_proto::TenantId> {
+        vec![wharf_proto::SUPER_TENANT]
+    }
+
     pub fn role(&self) -> &'static str {
         if self.config.server.worker_node {
             "worker"
@@ -155,6 +175,85 @@ impl Node {
     }
 }
 
+/// Shown once, on standard output and not in the log: the admin password
+/// a manager made up on its first start.
+fn show_generated_password(password: &str, file: &std::path::Path) {
+    let line = "=".repeat(72);
+    println!(
+        "{line}\n  Wharf admin password (shown only this once): {password}\n  \
+         user: admin   sign in: wharf login   change it: wharf admin passwd\n{line}"
+    );
+    tracing::info!(
+        file = %file.display(),
+        "generated the admin password; it was printed once on standard output"
+    );
+}
+
+/// Starts whatever puts applications on this node: the synchronizer
+/// (manager: its repository's head; worker: the revisions it checks out)
+/// or, when that is disabled, the hot-deployment directory.
+fn start_deployments(
+    node: &Arc<Node>,
+    deployment_dir: &std::path::Path,
+    shutdown: &ShutdownSignal,
+    options: RunOptions,
+) -> Result<tokio::task::JoinHandle<()>, NodeError> {
+    let sync = &node.config.deployment_synchronizer;
+    let webapps = node.config.server.webapps_dir();
+    if !sync.enabled {
+        tracing::info!(dir = %webapps.display(), "deployment synchronizer disabled: deploying from the hot-deployment directory");
+        let deployer =
+            hotdeploy::HotDeployer::new(node.clone()).map_err(|source| NodeError::DataDir {
+                path: webapps.display().to_string(),
+                source,
+            })?;
+        return Ok(tokio::spawn(deployer.run(shutdown.clone())));
+    }
+    let ignored = std::fs::read_dir(&webapps)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".wasm"))
+                .count()
+        })
+        .unwrap_or(0);
+    if ignored > 0 {
+        tracing::warn!(dir = %webapps.display(), files = ignored, "the hot-deployment directory is not used while the deployment synchronizer is enabled; deploy with `wharf deploy` instead");
+    }
+    if let Some(repo) = node.repository.clone() {
+        tracing::info!(repository = repo.kind(), auto_commit = sync.auto_commit, "management node: serving the repository's current revision; deploy through the admin API");
+        return Ok(tokio::spawn(sync::manager::run(
+            node.clone(),
+            repo,
+            options.initial_apps,
+            shutdown.clone(),
+        )));
+    }
+    let local = wharf_deploy::LocalStore::open(&deployment_dir.join("checkout"))?;
+    if !sync.auto_checkout {
+        tracing::warn!("deployment_synchronizer.auto_checkout is false: serving the local copy only, following no revisions");
+    }
+    let source = wharf_deploy::Source::open(sync, deployment_dir, node.member_token.clone())?;
+    if matches!(source, wharf_deploy::Source::Builtin(_)) && !node.config.clustering.enabled {
+        tracing::warn!("worker node with the builtin repository but without clustering: it cannot find the manager and serves its local copy only");
+    }
+    tracing::info!(
+        repository = source.kind(),
+        "worker node: following the manager's revisions"
+    );
+    let follower = sync::follow::Follower::new(node.clone(), source, local);
+    Ok(tokio::spawn(
+        follower.run(shutdown.clone(), sync.auto_checkout),
+    ))
+}
+
+/// What a node is started with besides its configuration.
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    /// Applications a manager deploys at start, each unless something is
+    /// deployed at its context already: `(context, component)`.
+    pub initial_apps: Vec<(String, Vec<u8>)>,
+}
+
 /// Runs a node on `listeners` until `shutdown` fires, then drains: stops
 /// accepting, lets in-flight requests finish within the grace period, and
 /// returns.
@@ -162,6 +261,16 @@ pub async fn run(
     config: NodeConfig,
     listeners: Listeners,
     shutdown: ShutdownSignal,
+) -> Result<(), NodeError> {
+    run_with(config, listeners, shutdown, RunOptions::default()).await
+}
+
+/// [`run`] with [`RunOptions`].
+pub async fn run_with(
+    config: NodeConfig,
+    listeners: Listeners,
+    shutdown: ShutdownSignal,
+    options: RunOptions,
 ) -> Result<(), NodeError> {
     let data_dir = &config.server.data_dir;
     std::fs::create_dir_all(data_dir).map_err(|source| NodeError::DataDir {
@@ -182,6 +291,35 @@ pub async fn run(
         (TlsAcceptor::from(wharf_net::tls::server_config(ck)?), pin)
     };
 
+    let sync = &config.deployment_synchronizer;
+    let deployment_dir = data_dir.join("deployment");
+    let is_manager = !config.server.worker_node;
+    let repository = if sync.enabled && is_manager {
+        Some(wharf_deploy::Repository::open(
+            sync,
+            data_dir,
+            &deployment_dir,
+        )?)
+    } else {
+        None
+    };
+    let admin = if is_manager {
+        let users = admin::users::UserStore::open(data_dir);
+        if let Some(password) =
+            users.ensure_super_admin(config.admin.password_from_env.as_deref())?
+        {
+            show_generated_password(&password, users.path());
+        }
+        Some(admin::auth::Auth::new(users, config.admin.session_ttl))
+    } else {
+        None
+    };
+    let member_token = config
+        .clustering
+        .secret
+        .as_deref()
+        .map(wharf_cluster::seal::member_token);
+
     let mut registry = prometheus_client::registry::Registry::with_prefix("wharf");
     let runtime = Runtime::new(&config.runtime, &mut registry)?;
     let metrics = metrics::Metrics::register(&mut registry);
@@ -201,12 +339,16 @@ pub async fn run(
         tls_sha256,
         config,
         runtime,
-        apps: ArcSwap::from_pointee(AppTable::default()),
+        apps: ArcSwap::from_pointee(Served::default()),
         metrics,
         registry,
         state: AtomicU8::new(NodeState::Starting as u8),
         state_tx: tokio::sync::watch::channel(NodeState::Starting).0,
         cluster: std::sync::OnceLock::new(),
+        repository,
+        member_token,
+        apply_lock: tokio::sync::Mutex::new(()),
+        admin,
     });
     tracing::info!(
         role = %node.role(),
@@ -227,12 +369,7 @@ pub async fn run(
         let _ = node.cluster.set(cluster);
     }
 
-    let deployer =
-        hotdeploy::HotDeployer::new(node.clone()).map_err(|source| NodeError::DataDir {
-            path: node.config.server.webapps_dir().display().to_string(),
-            source,
-        })?;
-    let deploy_task = tokio::spawn(deployer.run(shutdown.clone()));
+    let deploy_task = start_deployments(&node, &deployment_dir, &shutdown, options)?;
 
     let grace = node.config.server.shutdown_grace;
     let app_server = |listener, tls: Option<TlsAcceptor>, name, scheme: Scheme| {

@@ -41,13 +41,27 @@ fn failure_response(f: &Failure) -> Response<ResponseBody> {
     resp
 }
 
+/// Whether `path` is `prefix` or below it.
+fn under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 pub(crate) async fn handle(
     node: Arc<Node>,
     req: Request<Incoming>,
     scheme: Scheme,
-    _peer: SocketAddr,
+    peer: SocketAddr,
 ) -> Response<ResponseBody> {
     let started = Instant::now();
+    // Wharf's own paths first: no application can be deployed there.
+    let path = req.uri().path();
+    if under(path, "/api") {
+        return crate::admin::handle(node, req, &scheme, peer).await;
+    }
+    if path.starts_with(wharf_deploy::remote::SYNC_PREFIX) {
+        return crate::sync::endpoint::handle(&node, &req, &scheme).await;
+    }
     if matches!(scheme, Scheme::Http) && node.config.server.http.redirect_to_https {
         let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
         let location = node.urls.https_url(target);

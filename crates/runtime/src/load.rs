@@ -24,6 +24,8 @@ pub struct App {
     /// The limits this application runs under: its own where it set
     /// them, never above the node's.
     pub limits: EffectiveLimits,
+    /// The limits it asked for.
+    pub requested_limits: Limits,
     pub(crate) pre: ProxyPre<Host>,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) label: Arc<str>,
@@ -92,6 +94,7 @@ impl Runtime {
         limits: Limits,
     ) -> Result<App, LoadError> {
         let c = &self.config;
+        let requested_limits = limits;
         let limits = EffectiveLimits {
             memory_limit: limits
                 .memory_limit
@@ -158,6 +161,7 @@ impl Runtime {
             pre,
             permits: Arc::new(Semaphore::new(limits.max_instances as usize)),
             limits,
+            requested_limits,
             label: Arc::from(name),
         })
     }

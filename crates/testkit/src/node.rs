@@ -21,6 +21,8 @@ impl TestNode {
     /// Starts `bin server` with listeners on 127.0.0.1 port 0, the data
     /// directory in a fresh temporary directory, and `extra` appended to the
     /// configuration file (extra keys for `[server]` go first, then tables).
+    /// The node is stand-alone, deploying from its hot-deployment directory,
+    /// unless `extra` has a `[deployment_synchronizer]` table.
     pub fn start(bin: &Path, server_keys: &str, extra: &str) -> TestNode {
         let dir = tempfile::tempdir().expect("tempdir");
         Self::start_in(bin, dir, server_keys, extra, &[])
@@ -36,6 +38,11 @@ impl TestNode {
         args: &[&str],
     ) -> TestNode {
         let config = dir.path().join("wharf.toml");
+        let extra = if extra.contains("[deployment_synchronizer]") {
+            extra.to_string()
+        } else {
+            format!("{extra}\n[deployment_synchronizer]\nenabled = false\n")
+        };
         let text = format!(
             "[server]\ndata_dir = \"data\"\nhot_deploy_interval_ms = 100\n{server_keys}\n\
              [server.http]\nbind = \"127.0.0.1\"\nport = 0\n\

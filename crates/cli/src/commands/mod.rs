@@ -36,7 +36,12 @@ impl Command {
 
 /// The variables configuration may take from the environment.
 pub fn config_env() -> wharf_config::Env {
+    const VARS: [&str; 3] = [
+        wharf_config::SECRET_ENV,
+        wharf_config::REPOSITORY_PASSWORD_ENV,
+        wharf_config::ADMIN_PASSWORD_ENV,
+    ];
     std::env::vars()
-        .filter(|(k, _)| k == wharf_config::SECRET_ENV)
+        .filter(|(k, _)| VARS.contains(&k.as_str()))
         .collect()
 }

@@ -17,23 +17,36 @@ pub struct Server {
     #[arg(long)]
     worker_node: bool,
 
-    /// Deploy the example application (greeter, served at /greeter) into
-    /// the hot-deployment directory before starting, unless one is there.
+    /// Deploy the example application (greeter, served at /greeter) unless
+    /// something is deployed there: committed to the repository on a
+    /// manager, put into the hot-deployment directory on a stand-alone
+    /// node (deployment synchronizer disabled).
     #[arg(long)]
     deploy_example: bool,
 }
 
 impl Server {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let mut config = match &self.config {
-            Some(path) => NodeConfig::load_with_env(path, &super::config_env())
-                .map_err(|errs| anyhow::anyhow!("invalid configuration:\n{errs}"))?,
-            None => NodeConfig::defaults(),
+        let overrides = wharf_config::Overrides {
+            worker_node: self.worker_node,
         };
-        if self.worker_node {
-            config.server.worker_node = true;
+        let config = match &self.config {
+            Some(path) => NodeConfig::load_with(path, &super::config_env(), overrides),
+            None => NodeConfig::defaults_with(&super::config_env(), overrides),
         }
-        if self.deploy_example {
+        .map_err(|errs| anyhow::anyhow!("invalid configuration:\n{errs}"))?;
+        let mut options = wharf_node::RunOptions::default();
+        if self.deploy_example && config.deployment_synchronizer.enabled {
+            if config.server.worker_node {
+                anyhow::bail!(
+                    "--deploy-example: a worker node takes its applications from the manager; \
+                     deploy the example on the management node"
+                );
+            }
+            options
+                .initial_apps
+                .push(("/greeter".to_string(), crate::example::GREETER.to_vec()));
+        } else if self.deploy_example {
             let webapps = config.server.webapps_dir();
             if crate::example::install(&webapps)
                 .with_context(|| format!("installing the example into {}", webapps.display()))?
@@ -50,7 +63,7 @@ impl Server {
             let listeners = wharf_node::Listeners::bind(&config.server).await?;
             let (stop, signal) = wharf_net::Shutdown::new();
             tokio::spawn(on_signals(stop));
-            wharf_node::run(config, listeners, signal).await?;
+            wharf_node::run_with(config, listeners, signal, options).await?;
             Ok::<_, anyhow::Error>(())
         })?;
         Ok(ExitCode::SUCCESS)
