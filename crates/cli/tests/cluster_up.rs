@@ -76,12 +76,39 @@ async fn cluster_up_serves_the_example_through_the_lb_and_stops_cleanly() {
         .collect();
     assert_eq!(workers_seen.len(), 2, "{workers_seen:?}");
 
-    // A secret was generated, private to its owner.
+    // A secret and an admin password were generated, private to their owner.
     let secret = data.join("cluster.secret");
-    let mode =
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret).unwrap().permissions());
-    assert_eq!(mode & 0o777, 0o600);
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&secret), 0o600);
     assert!(std::fs::read_to_string(&secret).unwrap().len() >= 32);
+    let password_file = data.join("admin.password");
+    assert_eq!(mode(&password_file), 0o600);
+    let password = std::fs::read_to_string(&password_file).unwrap();
+    assert!(password.trim().len() >= 20);
+    // It was printed with the URLs, and nowhere in the members' logs.
+    let out = up.output();
+    assert!(
+        out.iter()
+            .any(|l| l.contains("user admin, password") && l.contains(password.trim())),
+        "credentials not printed"
+    );
+    assert!(
+        !out.iter()
+            .any(|l| l.starts_with('[') && l.contains(password.trim())),
+        "a member logged the admin password"
+    );
+    // The example came through the manager: both workers serve revision 1.
+    for w in ["[worker-1]", "[worker-2]"] {
+        assert!(
+            out.iter().any(|l| l.starts_with(w)
+                && l.contains("serving revision")
+                && l.contains("revision=1")),
+            "{w} did not check the example out"
+        );
+    }
 
     // Ctrl-C: every member drains and stops, then the supervisor exits 0.
     up.signal("INT");

@@ -303,7 +303,7 @@ mod tests {
                     .collect();
                 let c = repo.commit(info("c"), |_| Ok(apps.clone())).unwrap();
                 // Only a change makes a revision.
-                let expect_changed = made.last().map_or(true, |m: &Manifest| m.apps != apps);
+                let expect_changed = made.last().is_none_or(|m: &Manifest| m.apps != apps);
                 proptest::prop_assert_eq!(c.changed, expect_changed);
                 if c.changed {
                     made.push(c.manifest);

@@ -30,6 +30,10 @@ pub struct Backend {
     healthy: AtomicBool,
     /// `host:port` of its status listener, for the active check.
     pub status_addr: Option<String>,
+    /// Its HTTPS listener and a client configuration that trusts exactly
+    /// the certificate it published: requests that came in over HTTPS go
+    /// there, encrypted again.
+    pub https: Option<(String, Arc<rustls::ClientConfig>)>,
     epoch: Instant,
 }
 
@@ -45,7 +49,30 @@ impl Backend {
             consecutive_failures: AtomicU32::new(0),
             healthy: AtomicBool::new(true),
             status_addr,
+            https: None,
             epoch,
+        }
+    }
+
+    /// Adds the member's HTTPS listener, pinned to `tls_sha256`.
+    pub fn with_https(mut self, addr: &str, tls_sha256: &str) -> Backend {
+        let config = wharf_net::tls::pinned_client_config(tls_sha256, &[b"http/1.1"]);
+        self.https = Some((addr.to_string(), Arc::new(config)));
+        self
+    }
+
+    /// Where a request goes: the HTTPS listener for one that came over
+    /// HTTPS (when the member has one), else the plain one.
+    pub fn target(&self, over_https: bool) -> crate::upstream::Target<'_> {
+        match (&self.https, over_https) {
+            (Some((addr, config)), true) => crate::upstream::Target {
+                addr,
+                tls: Some(config),
+            },
+            _ => crate::upstream::Target {
+                addr: &self.addr,
+                tls: None,
+            },
         }
     }
 
@@ -203,10 +230,21 @@ pub fn build(
     epoch: Instant,
 ) -> Pools {
     let mut keep: BTreeMap<String, Arc<Backend>> = BTreeMap::new();
-    let mut get = |id: &str, addr: &str, status: Option<&String>| -> Arc<Backend> {
+    let mut get = |id: &str,
+                   addr: &str,
+                   status: Option<&String>,
+                   https: Option<(&String, &String)>|
+     -> Arc<Backend> {
+        let same_https = |b: &Backend| b.https.as_ref().map(|(a, _)| a) == https.map(|(a, _)| a);
         let b = match known.get(id) {
-            Some(b) if b.addr == addr => b.clone(),
-            _ => Arc::new(Backend::new(id, addr, status.cloned(), epoch)),
+            Some(b) if b.addr == addr && same_https(b) => b.clone(),
+            _ => {
+                let b = Backend::new(id, addr, status.cloned(), epoch);
+                Arc::new(match https {
+                    Some((a, pin)) => b.with_https(a, pin),
+                    None => b,
+                })
+            }
         };
         keep.insert(id.to_string(), b.clone());
         b
@@ -225,12 +263,13 @@ pub fn build(
                 MemberState::Draining => true,
                 MemberState::Starting | MemberState::Left => continue,
             };
-            let b = get(&m.node_id, addr, i.status_addr.as_ref());
+            let https = i.https_addr.as_ref().zip(i.tls_sha256.as_ref());
+            let b = get(&m.node_id, addr, i.status_addr.as_ref(), https);
             b.set_draining(draining);
             backends.push(b);
         }
         for s in statics {
-            backends.push(get(&format!("static:{s}"), s, None));
+            backends.push(get(&format!("static:{s}"), s, None, None));
         }
         pools.insert(key.clone(), Arc::new(Pool::new(backends)));
     }

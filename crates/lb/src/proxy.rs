@@ -283,7 +283,8 @@ pub async fn handle(
         *up.version_mut() = Version::HTTP_11;
         *up.headers_mut() = headers.clone();
 
-        let sent = crate::upstream::send(&backend.addr, up, &active.pool);
+        let sent =
+            crate::upstream::send(backend.target(listener.proto == "https"), up, &active.pool);
         let result = match active.settings.response_timeout {
             Some(limit) => match tokio::time::timeout(limit, sent).await {
                 Ok(r) => r,

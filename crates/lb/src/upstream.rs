@@ -1,4 +1,6 @@
-//! Connections to members: HTTP/1.1 keep-alive, pooled per worker thread.
+//! Connections to members: HTTP/1.1 keep-alive, pooled per worker thread,
+//! over plain TCP or, for requests that came in over HTTPS, TLS to the
+//! member's HTTPS listener with its certificate pinned from gossip.
 //!
 //! Each proxy worker thread runs its own event loop, so its pool needs no
 //! lock and a request never waits on another thread. A connection goes
@@ -33,6 +35,24 @@ pub struct PoolSettings {
     pub max_idle_per_member: usize,
     /// Pooled connections idle longer than this are closed, not reused.
     pub idle_timeout: Duration,
+}
+
+/// Where one request goes: a member's listener, plain or TLS.
+#[derive(Clone, Copy)]
+pub struct Target<'a> {
+    pub addr: &'a str,
+    /// For TLS: the member's pinned client configuration.
+    pub tls: Option<&'a std::sync::Arc<rustls::ClientConfig>>,
+}
+
+impl Target<'_> {
+    /// The pool key: plain and TLS connections to one member never mix.
+    fn key(&self) -> String {
+        match self.tls {
+            Some(_) => format!("tls:{}", self.addr),
+            None => self.addr.to_string(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -84,7 +104,11 @@ impl Lease {
     }
 }
 
-async fn connect(addr: &str, s: &PoolSettings) -> Result<SendRequest<ProxyBody>, SendError> {
+async fn connect(
+    target: Target<'_>,
+    s: &PoolSettings,
+) -> Result<SendRequest<ProxyBody>, SendError> {
+    let addr = target.addr;
     let err = |message: String| SendError::Connect {
         addr: addr.to_string(),
         message,
@@ -101,10 +125,35 @@ async fn connect(addr: &str, s: &PoolSettings) -> Result<SendRequest<ProxyBody>,
             }
         };
     let _ = stream.set_nodelay(true);
+    match target.tls {
+        None => handshake(stream).await.map_err(|e| err(e.to_string())),
+        Some(config) => {
+            let host = addr
+                .rsplit_once(':')
+                .map_or(addr, |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let name = rustls::pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| err(format!("{host:?} is not a TLS server name: {e}")))?;
+            let tls = tokio::time::timeout(
+                s.connect_timeout,
+                tokio_rustls::TlsConnector::from(config.clone()).connect(name, stream),
+            )
+            .await
+            .map_err(|_| err("no TLS handshake within the connect timeout".into()))?
+            .map_err(|e| err(format!("TLS: {e}")))?;
+            handshake(tls).await.map_err(|e| err(e.to_string()))
+        }
+    }
+}
+
+async fn handshake<S>(io: S) -> Result<SendRequest<ProxyBody>, hyper::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let (sender, conn) = hyper::client::conn::http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| err(e.to_string()))?;
+        .handshake(TokioIo::new(io))
+        .await?;
     tokio::spawn(async move {
         if let Err(e) = conn.with_upgrades().await {
             tracing::debug!(error = %e, "member connection ended with an error");
@@ -113,18 +162,20 @@ async fn connect(addr: &str, s: &PoolSettings) -> Result<SendRequest<ProxyBody>,
     Ok(sender)
 }
 
-/// Sends `req` to the member at `addr` on a pooled connection, or a new
-/// one. A pooled connection that turns out to be closed before the request
-/// went out is replaced transparently.
+/// Sends `req` to `target` on a pooled connection, or a new one. A pooled
+/// connection that turns out to be closed before the request went out is
+/// replaced transparently.
 pub async fn send(
-    addr: &str,
+    target: Target<'_>,
     mut req: Request<ProxyBody>,
     s: &PoolSettings,
 ) -> Result<(Response<Incoming>, Lease), SendError> {
+    let key = target.key();
+    let addr = target.addr;
     loop {
-        let (mut sender, pooled) = match checkout(addr, s.idle_timeout) {
+        let (mut sender, pooled) = match checkout(&key, s.idle_timeout) {
             Some(sender) => (sender, true),
-            None => (connect(addr, s).await?, false),
+            None => (connect(target, s).await?, false),
         };
         if sender.ready().await.is_err() {
             if pooled {
@@ -140,7 +191,7 @@ pub async fn send(
                 return Ok((
                     resp,
                     Lease {
-                        addr: addr.to_string(),
+                        addr: key,
                         sender: Some(sender),
                         max_idle: s.max_idle_per_member,
                     },

@@ -1,9 +1,8 @@
 //! `wharf cluster up`: a whole local cluster — a load balancer, a manager
 //! and N workers, each its own `wharf` process — with a generated cluster
-//! secret, distinct port offsets and the example application, until Ctrl-C.
-//!
-//! Until the deployment synchronizer exists, every node deploys the
-//! example from its own hot-deployment directory.
+//! secret and admin password, the builtin repository, distinct port
+//! offsets, and the example application deployed through the manager's
+//! admin API (by way of the load balancer), until Ctrl-C.
 
 use anyhow::{bail, Context};
 use std::collections::HashMap;
@@ -74,14 +73,30 @@ impl Up {
             .canonicalize()
             .with_context(|| format!("resolving {}", self.dir.display()))?;
         let secret = dir.join("cluster.secret");
-        ensure_secret(&secret)?;
+        ensure_secret(&secret, || {
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        })?;
+        let password_file = dir.join("admin.password");
+        ensure_secret(&password_file, || {
+            Ok(wharf_node::admin::users::generate_password())
+        })?;
         let bin = std::env::current_exe().context("finding the wharf binary")?;
 
         // Signals first: a Ctrl-C during start-up stops what has started.
         let stop = on_signals()?;
         let chan = mpsc::channel::<Line>();
         let mut members: Vec<Member> = Vec::new();
-        let result = self.start_all(&dir, &bin, &secret, &chan, &mut members, &stop);
+        let result = self.start_all(
+            &dir,
+            &bin,
+            &secret,
+            &password_file,
+            &chan,
+            &mut members,
+            &stop,
+        );
         let rx = chan.1;
         match result {
             Ok(summary) => {
@@ -98,11 +113,13 @@ impl Up {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn start_all(
         &self,
         dir: &Path,
         bin: &Path,
         secret: &Path,
+        password_file: &Path,
         (tx, rx): &(mpsc::Sender<Line>, mpsc::Receiver<Line>),
         members: &mut Vec<Member>,
         stop: &AtomicBool,
@@ -112,6 +129,10 @@ impl Up {
         } else {
             "0.0.0.0"
         };
+        let admin_password = std::fs::read_to_string(password_file)
+            .with_context(|| format!("reading {}", password_file.display()))?
+            .trim()
+            .to_string();
         // The load balancer first: the nodes name it as their well-known member.
         let lb_dir = dir.join("lb");
         std::fs::create_dir_all(&lb_dir)?;
@@ -141,6 +162,7 @@ impl Up {
             "lb",
             &lb_dir,
             &["lb", "--config", "lb.toml"],
+            &[],
             tx,
         )?);
         let mut seen = Seen::default();
@@ -196,65 +218,132 @@ impl Up {
                     secret.display().to_string(),
                 ),
             )?;
-            let mut args = vec!["server", "--config", "wharf.toml", "--deploy-example"];
+            let mut args = vec!["server", "--config", "wharf.toml"];
+            let mut env = vec![];
             if *sub_domain == "worker" {
                 args.push("--worker-node");
+            } else {
+                env.push((wharf_config::ADMIN_PASSWORD_ENV, admin_password.clone()));
             }
-            members.push(spawn(bin, name, &node_dir, &args, tx)?);
+            members.push(spawn(bin, name, &node_dir, &args, &env, tx)?);
         }
         for (name, _, _) in &nodes {
             wait_for(rx, &mut seen, members, stop, name, "node listening")?;
         }
 
-        // Ready when the load balancer has every member in its pools and
-        // serves the example through the worker host.
+        // Ready when the load balancer has every member in its pools; then
+        // the example is deployed through the manager's admin API, by way
+        // of the load balancer's management host, and served by the workers.
         let workers = self.workers as u64;
         let deadline = Instant::now() + START_LIMIT;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        let lb_cert = dir.join("lb/data/tls/cert.pem");
         let client = reqwest::Client::new();
-        loop {
-            drain(rx, &mut seen);
-            check_alive(members, stop)?;
-            let ready = rt.block_on(async {
-                let routes: serde_json::Value = client
-                    .get(format!("http://{lb_status}/lb/routes"))
-                    .send()
-                    .await
-                    .ok()?
-                    .text()
-                    .await
-                    .ok()
-                    .and_then(|t| serde_json::from_str(&t).ok())?;
-                let live = |sd: &str| {
-                    routes.as_array().and_then(|ps| {
-                        ps.iter()
-                            .find(|p| p["sub_domain"] == sd)
-                            .and_then(|p| p["live"].as_u64())
-                    })
-                };
-                if live("mgt")? < 1 || live("worker")? < workers {
-                    return None;
+        let wait = |what: &str,
+                    check: &mut dyn FnMut() -> Option<()>,
+                    seen: &mut Seen,
+                    members: &mut Vec<Member>|
+         -> anyhow::Result<()> {
+            loop {
+                drain(rx, seen);
+                check_alive(members, stop)?;
+                if check().is_some() {
+                    return Ok(());
                 }
-                let r = client
-                    .get(format!("http://{lb_http}/greeter/"))
-                    .header("host", "localhost")
-                    .send()
-                    .await
-                    .ok()?;
-                r.status().is_success().then_some(())
-            });
-            if ready.is_some() {
-                break;
+                if Instant::now() > deadline {
+                    bail!(
+                        "{what} did not happen within {} s; see the members' output above",
+                        START_LIMIT.as_secs()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
             }
-            if Instant::now() > deadline {
-                bail!(
-                    "the cluster did not come up within {} s; see the members' output above",
-                    START_LIMIT.as_secs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        };
+        wait(
+            "the load balancer routing to every member",
+            &mut || {
+                rt.block_on(async {
+                    let routes: serde_json::Value = client
+                        .get(format!("http://{lb_status}/lb/routes"))
+                        .send()
+                        .await
+                        .ok()?
+                        .json()
+                        .await
+                        .ok()?;
+                    let live = |sd: &str| {
+                        routes.as_array().and_then(|ps| {
+                            ps.iter()
+                                .find(|p| p["sub_domain"] == sd)
+                                .and_then(|p| p["live"].as_u64())
+                        })
+                    };
+                    (live("mgt")? >= 1 && live("worker")? >= workers).then_some(())
+                })
+            },
+            &mut seen,
+            members,
+        )?;
+        let pem = std::fs::read(&lb_cert).with_context(|| {
+            format!(
+                "reading the load balancer's certificate {}",
+                lb_cert.display()
+            )
+        })?;
+        let admin = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
+            .resolve(MGT_HOST, lb_https)
+            .build()?;
+        let deploy_url = format!(
+            "https://{MGT_HOST}:{}/api/v1/apps?context=/greeter",
+            lb_https.port()
+        );
+        let mut deployed = None;
+        wait(
+            "deploying the example through the manager",
+            &mut || {
+                let r = rt.block_on(async {
+                    admin
+                        .post(&deploy_url)
+                        .basic_auth("admin", Some(&admin_password))
+                        .header("content-type", "application/wasm")
+                        .body(crate::example::GREETER)
+                        .send()
+                        .await
+                });
+                match r {
+                    Ok(resp) if resp.status().is_success() => {
+                        deployed = rt
+                            .block_on(resp.json::<wharf_proto::api::ChangeResponse>())
+                            .ok();
+                        Some(())
+                    }
+                    _ => None,
+                }
+            },
+            &mut seen,
+            members,
+        )?;
+        wait(
+            "the workers serving the example",
+            &mut || {
+                rt.block_on(async {
+                    let r = client
+                        .get(format!("http://{lb_http}/greeter/"))
+                        .header("host", "localhost")
+                        .send()
+                        .await
+                        .ok()?;
+                    r.status().is_success().then_some(())
+                })
+            },
+            &mut seen,
+            members,
+        )?;
+        if let Some(d) = &deployed {
+            tracing::info!(revision = d.revision, "{}", d.message);
         }
 
         let (hp, sp) = (lb_http.port(), lb_https.port());
@@ -263,12 +352,16 @@ impl Up {
             "\nWharf cluster is up: a load balancer, a manager and {workers} worker(s), in {dir}\n\n  \
              application  http://localhost:{hp}/greeter/\n               \
              https://localhost:{sp}/greeter/   (self-signed: curl --cacert {cert})\n  \
-             manager      http://{MGT_HOST}:{hp}/   (or: curl -H 'Host: {MGT_HOST}' http://127.0.0.1:{hp}/)\n  \
+             manager      https://{MGT_HOST}:{sp}/api/v1   (admin API, through the load balancer)\n  \
+             admin        user admin, password {admin_password}   (kept in {password_file})\n  \
              LB status    http://{lb_status}/lb/routes and /metrics\n  \
              members      wharf cluster members --status {lb_status_manager}\n  \
              secret       {secret} (cluster traffic; keep it private)\n\n  \
-             try:  curl http://localhost:{hp}/greeter/hello\n\n\
+             try:  curl http://localhost:{hp}/greeter/hello\n  \
+             deploy:  WHARF_PASSWORD={admin_password} wharf deploy app.wasm --context /app \\\n           \
+             --manager https://{MGT_HOST}:{sp} --ca-cert {cert}\n\n\
              Ctrl-C stops the cluster.",
+            password_file = password_file.display(),
             dir = dir.display(),
             cert = cert.display(),
             secret = secret.display(),
@@ -281,16 +374,12 @@ impl Up {
     }
 }
 
-/// Writes a fresh random secret (hex, mode 0600) unless one is there.
-fn ensure_secret(path: &Path) -> anyhow::Result<()> {
+/// Writes a fresh secret from `make` (mode 0600) unless one is there.
+fn ensure_secret(path: &Path, make: impl FnOnce() -> anyhow::Result<String>) -> anyhow::Result<()> {
     if path.exists() {
         return Ok(());
     }
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .context("reading /dev/urandom for the cluster secret")?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = make()?;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
@@ -306,6 +395,7 @@ fn spawn(
     name: &str,
     dir: &Path,
     args: &[&str],
+    env: &[(&str, String)],
     tx: &mpsc::Sender<Line>,
 ) -> anyhow::Result<Member> {
     let mut child = Command::new(bin)
@@ -314,6 +404,9 @@ fn spawn(
         .env_remove("WHARF_CONFIG")
         .env_remove("WHARF_LB_CONFIG")
         .env_remove(wharf_config::SECRET_ENV)
+        .env_remove(wharf_config::ADMIN_PASSWORD_ENV)
+        .env_remove(wharf_config::REPOSITORY_PASSWORD_ENV)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,9 +1,14 @@
 //! One module per subcommand.
 
+mod admin;
+mod apps;
+mod client;
 mod cluster;
 mod cluster_up;
 mod config;
+mod deploy;
 mod lb;
+mod login;
 mod server;
 
 use std::process::ExitCode;
@@ -21,6 +26,18 @@ pub enum Command {
     /// Look at the cluster.
     #[command(subcommand)]
     Cluster(cluster::Cluster),
+    /// Deploy a component through the management node to every worker.
+    Deploy(deploy::Deploy),
+    /// List, undeploy and roll back applications.
+    #[command(subcommand)]
+    Apps(apps::Apps),
+    /// Sign in to a management node's admin API.
+    Login(login::Login),
+    /// Sign out of a management node's admin API.
+    Logout(login::Logout),
+    /// Administer a management node's accounts.
+    #[command(subcommand)]
+    Admin(admin::Admin),
 }
 
 impl Command {
@@ -30,6 +47,11 @@ impl Command {
             Command::Lb(c) => c.run(),
             Command::Config(c) => c.run(),
             Command::Cluster(c) => c.run(),
+            Command::Deploy(c) => c.run(),
+            Command::Apps(c) => c.run(),
+            Command::Login(c) => c.run(),
+            Command::Logout(c) => c.run(),
+            Command::Admin(c) => c.run(),
         }
     }
 }

@@ -561,7 +561,7 @@ async fn list_apps(State(node): Shared, caller: Caller) -> Result<Json<AppList>,
     // The manifests the workers serve, to tell whether each app is among them.
     let mut served: BTreeMap<u64, Option<Manifest>> = BTreeMap::new();
     for w in &r.workers {
-        if !served.contains_key(&w.revision) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = served.entry(w.revision) {
             let m = if Some(w.revision) == head.as_ref().map(|h| h.revision) {
                 head.clone()
             } else if w.revision == 0 {
@@ -569,7 +569,7 @@ async fn list_apps(State(node): Shared, caller: Caller) -> Result<Json<AppList>,
             } else {
                 repo.manifest(tenant, w.revision).await.ok()
             };
-            served.insert(w.revision, m);
+            slot.insert(m);
         }
     }
     let apps = head

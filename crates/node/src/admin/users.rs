@@ -276,6 +276,6 @@ mod tests {
             .unwrap();
         let u = store.find(SUPER_ADMIN).unwrap().unwrap();
         assert!(verify_password(&u.hash, "another long password"));
-        assert!(verify_password("not a hash", "x") == false);
+        assert!(!verify_password("not a hash", "x"));
     }
 }
