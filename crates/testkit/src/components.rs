@@ -50,6 +50,21 @@ pub mod fixtures {
         /// (`?ms=N`) using `wasi:clocks/monotonic-clock`, then `slept\n`.
         sleepy, "sleepy.wat");
 
+    /// An application that answers `200` with `text` (ASCII, at most 200
+    /// bytes): a distinct component for every text, for telling revisions
+    /// apart.
+    pub fn says(text: &str) -> Vec<u8> {
+        assert!(text.is_ascii() && text.len() <= 200);
+        let escaped: String = text.bytes().map(|b| format!("\\{b:02x}")).collect();
+        let wat = include_str!("wat/hello_v2.wat")
+            .replace("\"version two\\0a\"", &format!("\"{escaped}\""))
+            .replace(
+                "(i32.const 16) (i32.const 12)",
+                &format!("(i32.const 16) (i32.const {})", text.len()),
+            );
+        super::component_from_wat(&wat).unwrap_or_else(|e| panic!("building says({text:?}): {e:#}"))
+    }
+
     /// A valid component that exports nothing (the wrong world).
     pub fn no_handler() -> Vec<u8> {
         wat::parse_str("(component)").expect("empty component")

@@ -3,6 +3,7 @@
 //! real `wharf` binary, and waiting on conditions with a deadline.
 
 pub mod backend;
+pub mod cluster;
 pub mod components;
 pub mod lb;
 pub mod node;
@@ -10,6 +11,7 @@ pub mod process;
 pub mod svn;
 pub mod wait;
 
+pub use cluster::TestCluster;
 pub use components::{component_from_wat, fixtures};
 pub use lb::{TestLb, TEST_SECRET};
 pub use node::{TestNode, PATIENCE};

@@ -37,6 +37,18 @@ impl TestNode {
         extra: &str,
         args: &[&str],
     ) -> TestNode {
+        Self::start_with_env(bin, dir, server_keys, extra, args, &[])
+    }
+
+    /// Like [`TestNode::start_in`] with environment variables for the process.
+    pub fn start_with_env(
+        bin: &Path,
+        dir: tempfile::TempDir,
+        server_keys: &str,
+        extra: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> TestNode {
         let config = dir.path().join("wharf.toml");
         let extra = if extra.contains("[deployment_synchronizer]") {
             extra.to_string()
@@ -53,7 +65,12 @@ impl TestNode {
         let config = config.to_str().expect("utf-8 path").to_string();
         let mut all = vec!["server", "--config", config.as_str()];
         all.extend_from_slice(args);
-        let process = WharfProcess::start(bin, &all, &[], "wharf server");
+        let name = if args.contains(&"--worker-node") {
+            "wharf server (worker)"
+        } else {
+            "wharf server"
+        };
+        let process = WharfProcess::start(bin, &all, envs, name);
         let addrs = process.listening(PATIENCE);
         let get = |k: &str| {
             *addrs
