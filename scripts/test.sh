@@ -10,9 +10,9 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wharf-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
-# Debian packages the tests use. None are needed by the node's tests yet;
-# the list grows with the cluster, synchronizer and console tests.
-packages=()
+# Debian packages the tests use: the svn client and svnserve (the svn
+# repository backend), iproute2 (`ip netns` for the multi-host test).
+packages=(subversion iproute2)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -586,3 +586,99 @@ async fn a_manager_killed_during_a_deploy_keeps_the_old_revision() {
         .unwrap();
     assert_eq!(history.as_array().unwrap().len(), 1, "{history}");
 }
+
+/// Deploy, redeploy, roll back: each served by every worker through the LB.
+async fn deploy_and_roll_back(c: &TestCluster) {
+    c.wait_ready(2).await;
+    let (status, r) = c.deploy("/vcs", &fixtures::says("first\n")).await;
+    assert_eq!(status, 201, "{r}");
+    assert_eq!(r["rollout"]["complete"], true, "{r}");
+    c.wait_body("/vcs", "first\n").await;
+    let (status, r) = c.deploy("/vcs", &fixtures::says("second\n")).await;
+    assert_eq!(
+        (status, &r["revision"]),
+        (201, &serde_json::json!(2)),
+        "{r}"
+    );
+    assert_eq!(r["rollout"]["complete"], true, "{r}");
+    for _ in 0..10 {
+        assert_eq!(c.get("/vcs").await.unwrap(), (200, "second\n".to_string()));
+    }
+    let (status, r) = c.call(reqwest::Method::POST, "/revisions/1/rollback").await;
+    assert_eq!(
+        (status, &r["revision"]),
+        (201, &serde_json::json!(3)),
+        "{r}"
+    );
+    assert_eq!(r["rollout"]["complete"], true, "{r}");
+    for _ in 0..10 {
+        assert_eq!(c.get("/vcs").await.unwrap(), (200, "first\n".to_string()));
+    }
+    let (_, history) = c.call(reqwest::Method::GET, "/revisions").await;
+    let revisions: Vec<u64> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["revision"].as_u64().unwrap())
+        .collect();
+    assert_eq!(revisions, [3, 2, 1]);
+    assert_eq!(history[0]["author"], "admin");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_git_backend_deploys_and_rolls_back_through_a_bare_repository() {
+    let repo = tempfile::tempdir().unwrap();
+    let bare = repo.path().join("apps.git");
+    git2::Repository::init_bare(&bare).unwrap();
+    let sync = format!(
+        "[deployment_synchronizer]\nrepository_type = \"git\"\nurl = \"{}\"\ncheck_interval_ms = 1000\n",
+        bare.display()
+    );
+    let c = TestCluster::start(bin(), 2, &sync);
+    deploy_and_roll_back(&c).await;
+    // One commit per revision, by the admin, on main.
+    let git = git2::Repository::open_bare(&bare).unwrap();
+    let mut walk = git.revwalk().unwrap();
+    walk.push_ref("refs/heads/main").unwrap();
+    let commits: Vec<git2::Oid> = walk.map(|o| o.unwrap()).collect();
+    assert_eq!(commits.len(), 3);
+    let tip = git.find_commit(commits[0]).unwrap();
+    assert_eq!(tip.author().name(), Some("admin"));
+    assert!(tip.message().unwrap().starts_with("rollback to revision 1"));
+    // Workers only read: nothing was pushed but the manager's commits.
+    for w in &c.workers {
+        assert!(w
+            .process
+            .output()
+            .iter()
+            .all(|l| !l.contains("committed to git")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_svn_backend_deploys_and_rolls_back_through_svnserve() {
+    assert!(
+        wharf_testkit::svn_available(),
+        "svn, svnadmin and svnserve are needed (Debian: subversion; ./scripts/test.sh installs it)"
+    );
+    let server = wharf_testkit::SvnServer::start();
+    let sync = format!(
+        "[deployment_synchronizer]\nrepository_type = \"svn\"\nurl = \"{}/repos/as\"\nuser = \"{}\"\npassword = \"{}\"\n\
+         url_append_tenant_id = true\ncheck_interval_ms = 1000\n",
+        server.url, server.user, server.password
+    );
+    let c = TestCluster::start(bin(), 2, &sync);
+    deploy_and_roll_back(&c).await;
+    // The seed's layout: SvnUrl + "/" + tenant id.
+    let list = server.svn(&["list", "-R", &format!("{}/repos/as", server.url)]);
+    assert!(list.lines().any(|l| l == "0/webapps/vcs.wasm"), "{list}");
+    assert!(list.lines().any(|l| l == "0/manifest.json"), "{list}");
+    // The password is in no member's log.
+    for n in std::iter::once(&c.manager).chain(&c.workers) {
+        assert!(n
+            .process
+            .output()
+            .iter()
+            .all(|l| !l.contains(&server.password)));
+    }
+}
