@@ -2,7 +2,7 @@
 //! with its admin API and repository, and workers that follow it, all on
 //! loopback and port 0, as the seed's guide sets it up.
 
-use crate::lb::{clustering_table, TestLb};
+use crate::lb::{clustering_table_with, TestLb};
 use crate::node::{TestNode, PATIENCE};
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,7 @@ pub struct TestCluster {
     pub workers: Vec<TestNode>,
     /// The `[deployment_synchronizer]` table every node gets.
     sync: String,
+    gossip_ms: u64,
 }
 
 impl TestCluster {
@@ -32,14 +33,26 @@ impl TestCluster {
     /// with `sync` (a `[deployment_synchronizer]` table, plus more tables
     /// if wanted) in its configuration.
     pub fn start(bin: &Path, workers: usize, sync: &str) -> TestCluster {
-        let lb = TestLb::start(bin, SERVICES, "", "", true);
-        let manager = Self::node(bin, &lb, "mgt", sync, false);
+        Self::start_with_gossip(bin, workers, sync, 100)
+    }
+
+    /// [`TestCluster::start`] with the nodes gossiping every `gossip_ms`
+    /// (tests use a fast 100 ms; benchmarks the default 200 ms).
+    pub fn start_with_gossip(
+        bin: &Path,
+        workers: usize,
+        sync: &str,
+        gossip_ms: u64,
+    ) -> TestCluster {
+        let lb = TestLb::start_with_gossip(bin, SERVICES, "", "", true, gossip_ms);
+        let manager = Self::node(bin, &lb, "mgt", sync, false, gossip_ms);
         let mut c = TestCluster {
             bin: bin.to_path_buf(),
             lb,
             manager,
             workers: vec![],
             sync: sync.to_string(),
+            gossip_ms,
         };
         for _ in 0..workers {
             c.add_worker();
@@ -47,10 +60,17 @@ impl TestCluster {
         c
     }
 
-    fn node(bin: &Path, lb: &TestLb, sub_domain: &str, sync: &str, worker: bool) -> TestNode {
+    fn node(
+        bin: &Path,
+        lb: &TestLb,
+        sub_domain: &str,
+        sync: &str,
+        worker: bool,
+        gossip_ms: u64,
+    ) -> TestNode {
         let dir = tempfile::tempdir().expect("tempdir");
         let props = format!("[clustering.properties]\nsubDomain = \"{sub_domain}\"\n");
-        let mut extra = clustering_table(dir.path(), &lb.wka(), &props);
+        let mut extra = clustering_table_with(dir.path(), &lb.wka(), gossip_ms, &props);
         extra.push('\n');
         extra.push_str(if sync.contains("[deployment_synchronizer]") {
             sync
@@ -70,7 +90,14 @@ impl TestCluster {
 
     /// Starts one more worker (a late joiner).
     pub fn add_worker(&mut self) -> &TestNode {
-        let w = Self::node(&self.bin, &self.lb, "worker", &self.sync, true);
+        let w = Self::node(
+            &self.bin,
+            &self.lb,
+            "worker",
+            &self.sync,
+            true,
+            self.gossip_ms,
+        );
         self.workers.push(w);
         self.workers.last().expect("just added")
     }

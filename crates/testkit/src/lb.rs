@@ -22,11 +22,16 @@ pub struct TestLb {
 /// The `[clustering]` table of a test member: loopback, port 0, fast
 /// gossip, the test secret in a file in `dir`.
 pub fn clustering_table(dir: &Path, wka: &[String], extra: &str) -> String {
+    clustering_table_with(dir, wka, 100, extra)
+}
+
+/// [`clustering_table`] with another gossip interval.
+pub fn clustering_table_with(dir: &Path, wka: &[String], gossip_ms: u64, extra: &str) -> String {
     std::fs::write(dir.join("secret"), TEST_SECRET).expect("writing the secret");
     let members: Vec<String> = wka.iter().map(|m| format!("{m:?}")).collect();
     format!(
         "[clustering]\nenabled = true\ndomain = \"wso2.as.domain\"\nlocal_member_host = \"127.0.0.1\"\n\
-         local_member_port = 0\nmembers = [{}]\nsecret_file = \"secret\"\ngossip_interval_ms = 100\n{extra}",
+         local_member_port = 0\nmembers = [{}]\nsecret_file = \"secret\"\ngossip_interval_ms = {gossip_ms}\n{extra}",
         members.join(", ")
     )
 }
@@ -43,11 +48,23 @@ impl TestLb {
         tables: &str,
         clustered: bool,
     ) -> TestLb {
+        Self::start_with_gossip(bin, services, lb_keys, tables, clustered, 100)
+    }
+
+    /// [`TestLb::start`] gossiping every `gossip_ms`.
+    pub fn start_with_gossip(
+        bin: &Path,
+        services: &str,
+        lb_keys: &str,
+        tables: &str,
+        clustered: bool,
+        gossip_ms: u64,
+    ) -> TestLb {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("loadbalancer.conf"), services)
             .expect("writing loadbalancer.conf");
         let clustering = if clustered {
-            clustering_table(dir.path(), &[], "")
+            clustering_table_with(dir.path(), &[], gossip_ms, "")
         } else {
             "[clustering]\nenabled = false\n".to_string()
         };
