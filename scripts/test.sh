@@ -11,8 +11,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wharf-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 # Debian packages the tests use: the svn client and svnserve (the svn
-# repository backend), iproute2 (`ip netns` for the multi-host test).
-packages=(subversion iproute2)
+# repository backend), iproute2 (`ip netns` for the multi-host test), git
+# (`git http-backend` serves the git-over-HTTP test).
+packages=(subversion iproute2 git)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

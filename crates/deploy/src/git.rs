@@ -44,6 +44,12 @@ impl GitRepo {
         append_tenant_id: bool,
     ) -> Result<GitRepo, RepoError> {
         check_url(url)?;
+        if url.starts_with("http://") || url.starts_with("https://") {
+            crate::git_http::register();
+            if let Some((user, password)) = &creds {
+                crate::git_http::set_credentials(url, user, password);
+            }
+        }
         let bare = dir.join("git");
         let local = match Git::open_bare(&bare) {
             Ok(r) => r,

@@ -18,6 +18,7 @@
 pub mod blobs;
 pub mod builtin;
 pub mod git;
+mod git_http;
 pub mod local;
 pub mod remote;
 mod repo;

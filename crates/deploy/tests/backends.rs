@@ -276,3 +276,54 @@ async fn a_wrong_svn_password_is_a_clear_error() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn git_over_http_with_a_password() {
+    assert!(
+        wharf_testkit::git_http::git_http_backend_available(),
+        "git http-backend is needed (Debian: git; ./scripts/test.sh installs it)"
+    );
+    let root = tempfile::tempdir().unwrap();
+    let bare = root.path().join("apps.git");
+    git2::Repository::init_bare(&bare).unwrap();
+    // http-backend lets REMOTE_USER push only when the repository says so.
+    bare_config(&bare, "http.receivepack", "true");
+    let server =
+        wharf_testkit::git_http::GitHttpServer::start(root.path(), "deployer", "s3cret-token")
+            .await;
+    let url = server.url("apps");
+    let cfg = sync_config(
+        RepositoryType::Git,
+        &url,
+        Some(("deployer", "s3cret-token")),
+    );
+    let (m, w) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let manager = Repository::open(&cfg, m.path(), m.path()).unwrap();
+    let worker = Source::open(&cfg, w.path(), None).unwrap();
+    exercise(manager, worker).await;
+
+    // A wrong password is a clear error, and the password is never in it.
+    let bad = sync_config(
+        RepositoryType::Git,
+        &server.url("apps"),
+        Some(("deployer", "wrong")),
+    );
+    let d = tempfile::tempdir().unwrap();
+    let e = Repository::open(&bad, d.path(), d.path())
+        .unwrap()
+        .head(0)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("refused the credentials"), "{e}");
+    assert!(!e.contains("wrong") && !e.contains("s3cret"), "{e}");
+}
+
+fn bare_config(bare: &std::path::Path, key: &str, value: &str) {
+    git2::Repository::open_bare(bare)
+        .unwrap()
+        .config()
+        .unwrap()
+        .set_str(key, value)
+        .unwrap();
+}

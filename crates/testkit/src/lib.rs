@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod cluster;
 pub mod components;
+pub mod git_http;
 pub mod lb;
 pub mod node;
 pub mod process;
