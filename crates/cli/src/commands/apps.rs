@@ -160,6 +160,6 @@ mod tests {
     #[test]
     fn times_read_as_utc_dates() {
         assert_eq!(super::when(0), "1970-01-01 00:00:00Z");
-        assert_eq!(super::when(1_795_607_212_000), "2026-11-24 08:26:52Z");
+        assert_eq!(super::when(1_795_607_212_000), "2026-11-25 11:46:52Z");
     }
 }
