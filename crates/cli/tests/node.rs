@@ -85,7 +85,11 @@ async fn hot_deploy_redeploy_under_load_and_undeploy() {
             .await
             .ok()?;
         m.lines()
-            .find(|l| l.starts_with("wharf_http_requests_total{app=\"hello\",status=\"200\"}"))
+            .find(|l| {
+                l.starts_with(
+                    "wharf_http_requests_total{tenant=\"super\",app=\"hello\",status=\"200\"}",
+                )
+            })
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .filter(|n| *n >= 50.0)
     })
@@ -207,7 +211,7 @@ async fn guest_failures_are_5xx_and_other_apps_keep_serving() {
         "wharf_guest_errors_total{app=\"trap\",kind=\"trap\"} 1",
         "wharf_guest_errors_total{app=\"loop\",kind=\"timeout\"} 1",
         "wharf_guest_errors_total{app=\"hog\",kind=\"out_of_memory\"} 1",
-        "wharf_http_requests_total{app=\"trap\",status=\"500\"} 1",
+        "wharf_http_requests_total{tenant=\"super\",app=\"trap\",status=\"500\"} 1",
         "wharf_http_request_duration_seconds_bucket{",
         "wharf_instances_in_use{app=\"hello\"} 0",
         "wharf_deploys_total{app=\"hello\",result=\"deployed\"} 1",

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use wharf_proto::gossip::{
     tenant_of_key, RevisionRef, REVISION_PREFIX, SYNC_ERROR_PREFIX, TENANT_PREFIX,
 };
-use wharf_proto::TenantId;
+use wharf_proto::{TenantId, TenantSettings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -97,8 +97,8 @@ pub struct MemberInfo {
     pub revisions: BTreeMap<TenantId, RevisionRef>,
     /// Per tenant: why a worker could not check out the announced revision.
     pub sync_errors: BTreeMap<TenantId, String>,
-    /// Tenant domains and their ids, as the manager knows them.
-    pub tenants: BTreeMap<String, TenantId>,
+    /// A manager's active tenants by domain: id, limits, configuration.
+    pub tenants: BTreeMap<String, TenantSettings>,
     /// All configured properties, placeholders expanded.
     pub properties: BTreeMap<String, String>,
 }
@@ -181,11 +181,12 @@ impl MemberInfo {
                 .iter()
                 .map(|(t, e)| (format!("{SYNC_ERROR_PREFIX}{t}"), e.clone())),
         );
-        kv.extend(
-            self.tenants
-                .iter()
-                .map(|(d, id)| (format!("{TENANT_PREFIX}{d}"), id.to_string())),
-        );
+        kv.extend(self.tenants.iter().map(|(d, t)| {
+            (
+                format!("{TENANT_PREFIX}{d}"),
+                serde_json::to_string(t).expect("tenant settings serialize"),
+            )
+        }));
         kv
     }
 
@@ -220,11 +221,16 @@ impl MemberInfo {
                     sync_errors.insert(t, v.to_string());
                 }
             } else if let Some(domain) = k.strip_prefix(TENANT_PREFIX) {
-                if !v.is_empty() {
-                    let id = v
-                        .parse()
-                        .map_err(|_| format!("tenant {domain:?}: {v:?} is not a tenant id"))?;
-                    tenants.insert(domain.to_string(), id);
+                // One unreadable tenant (a newer manager's format) must not
+                // hide the member: it is skipped.
+                match serde_json::from_str::<TenantSettings>(v) {
+                    Ok(t) => {
+                        tenants.insert(domain.to_string(), t);
+                    }
+                    Err(e) if !v.is_empty() => {
+                        tracing::debug!(tenant = %domain, error = %e, "ignoring unreadable tenant settings")
+                    }
+                    Err(_) => {}
                 }
             }
         }
@@ -306,7 +312,19 @@ mod tests {
                 },
             )]),
             sync_errors: BTreeMap::from([(7, "revision 2: not a component".into())]),
-            tenants: BTreeMap::from([("example.com".into(), 7)]),
+            tenants: BTreeMap::from([(
+                "example.com".into(),
+                TenantSettings {
+                    id: 7,
+                    limits: wharf_proto::TenantLimits {
+                        max_apps: 10,
+                        memory_limit_mb: 64,
+                        max_instances: 20,
+                        requests_per_second: 100,
+                    },
+                    env: BTreeMap::from([("GREETING".into(), "hi".into())]),
+                },
+            )]),
             properties: BTreeMap::from([("subDomain".into(), "worker".into())]),
         }
     }

@@ -42,9 +42,19 @@ fn resolve() -> Result<&'static (Resolve, wit_parser::WorldId)> {
         .get_or_init(|| {
             let load = || -> Result<_> {
                 let mut resolve = Resolve::default();
-                let (pkg, _) = resolve.push_dir(wit_dir()?)?;
-                // The crate's own `wit/world.wit` includes `wasi:http/proxy`.
-                let world = resolve.select_world(&[pkg], Some("bindings"))?;
+                resolve.push_dir(wit_dir()?)?;
+                // `wasi:http/proxy` plus the `wasi:cli` interfaces real
+                // toolchains import too (see DESIGN.md): a component gets
+                // only the imports its module uses.
+                let pkg = resolve.push_str(
+                    "wharf-guest.wit",
+                    "package wharf:guest;\n\
+                     world guest {\n\
+                       include wasi:http/proxy@0.2.12;\n\
+                       import wasi:cli/environment@0.2.12;\n\
+                     }\n",
+                )?;
+                let world = resolve.select_world(&[pkg], Some("guest"))?;
                 Ok((resolve, world))
             };
             load().map_err(|e| format!("{e:#}"))

@@ -28,7 +28,8 @@ pub use node::{
 };
 pub use reader::Reader;
 pub use sync::{
-    AdminConfig, RepositoryType, SyncConfig, ADMIN_PASSWORD_ENV, REPOSITORY_PASSWORD_ENV,
+    AdminConfig, RepositoryType, SyncConfig, TenantLimitDefaults, TenantsConfig,
+    ADMIN_PASSWORD_ENV, REPOSITORY_PASSWORD_ENV,
 };
 
 /// Shortest admin password accepted.

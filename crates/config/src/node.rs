@@ -24,6 +24,7 @@ pub struct NodeConfig {
     pub clustering: crate::ClusteringConfig,
     pub deployment_synchronizer: crate::SyncConfig,
     pub admin: crate::AdminConfig,
+    pub tenants: crate::TenantsConfig,
 }
 
 /// Carbon's default `localMemberPort` for application server nodes.
@@ -183,6 +184,7 @@ impl NodeConfig {
             env,
         );
         let admin = crate::AdminConfig::read(r.table("admin"), env);
+        let tenants = crate::TenantsConfig::read(r.table("tenants"));
         r.into_result()?;
         Ok(NodeConfig {
             server,
@@ -190,6 +192,7 @@ impl NodeConfig {
             clustering,
             deployment_synchronizer,
             admin,
+            tenants,
         })
     }
 }

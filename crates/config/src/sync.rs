@@ -326,3 +326,52 @@ mod tests {
         );
     }
 }
+
+/// The limits of a tenant that sets none of its own (see
+/// `wharf_proto::TenantLimits` for their meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantLimitDefaults {
+    pub max_apps: u32,
+    pub memory_limit_mb: u64,
+    pub max_instances: u32,
+    pub requests_per_second: u32,
+}
+
+/// `[tenants]`: what a management node gives the tenants it creates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantsConfig {
+    pub defaults: TenantLimitDefaults,
+    /// The ids this manager assigns, lowest first (`ids = "101-200"`), so
+    /// that managers of different cluster domains never hand out the same.
+    pub first_id: u32,
+    pub last_id: u32,
+}
+
+impl TenantsConfig {
+    pub(crate) fn read(mut r: Reader) -> TenantsConfig {
+        let defaults = TenantLimitDefaults {
+            max_apps: r.u32_or("max_apps", 20, 1, 100_000),
+            memory_limit_mb: r.u64_or("memory_limit_mb", 128, 1, 4096),
+            max_instances: r.u32_or("max_instances", 100, 1, 100_000),
+            requests_per_second: r.u32_or("requests_per_second", 1000, 0, 10_000_000),
+        };
+        let ids = r.string_or("ids", "1-1000000");
+        let range = ids
+            .split_once('-')
+            .and_then(|(a, b)| Some((a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?)))
+            .filter(|(a, b)| *a >= 1 && a <= b);
+        let (first_id, last_id) = range.unwrap_or_else(|| {
+            r.error(
+                "ids",
+                format!("{ids:?} is not a range of tenant ids like \"1-1000\" (ids start at 1; 0 is the super tenant)"),
+            );
+            (1, 1_000_000)
+        });
+        r.finish();
+        TenantsConfig {
+            defaults,
+            first_id,
+            last_id,
+        }
+    }
+}

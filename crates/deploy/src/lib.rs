@@ -60,6 +60,9 @@ pub enum RepoError {
     /// The repository cannot do what was asked, as configured.
     #[error("{0}")]
     Unsupported(String),
+    /// The change would break a rule (e.g. a tenant's application limit).
+    #[error("{0}")]
+    Refused(String),
     /// The repository (git, svn, the manager) failed or could not be reached.
     #[error("{0}")]
     Backend(String),

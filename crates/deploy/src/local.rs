@@ -6,12 +6,13 @@
 use crate::blobs::BlobDir;
 use crate::tree::parse_manifest;
 use crate::{io, write_atomic, RepoError};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use wharf_proto::{Manifest, TenantId};
+use wharf_proto::{Manifest, TenantId, TenantSettings};
 
 pub struct LocalStore {
     tenants_dir: PathBuf,
+    directory: PathBuf,
     blobs: BlobDir,
 }
 
@@ -21,8 +22,28 @@ impl LocalStore {
         std::fs::create_dir_all(&tenants_dir).map_err(io(&tenants_dir))?;
         Ok(LocalStore {
             blobs: BlobDir::open(&root.join("blobs"))?,
+            directory: root.join("directory.json"),
             tenants_dir,
         })
+    }
+
+    /// The tenants as the manager last published them (domain → settings).
+    pub fn directory(&self) -> Result<BTreeMap<String, TenantSettings>, RepoError> {
+        match std::fs::read(&self.directory) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| RepoError::Corrupt {
+                path: self.directory.clone(),
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(io(&self.directory)(e)),
+        }
+    }
+
+    pub fn set_directory(&self, d: &BTreeMap<String, TenantSettings>) -> Result<(), RepoError> {
+        write_atomic(
+            &self.directory,
+            &serde_json::to_vec_pretty(d).expect("tenant settings serialize"),
+        )
     }
 
     pub fn blobs(&self) -> &BlobDir {
@@ -89,7 +110,6 @@ impl LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
     use wharf_proto::{AppEntry, MANIFEST_VERSION};
 
     fn manifest(revision: u64, apps: &[(&str, &str)]) -> Manifest {

@@ -37,6 +37,34 @@ use wharf_net::{ServeOptions, ShutdownSignal};
 
 pub use routes::{NoTenants, TenantDirectory};
 
+/// The tenants the managers of the cluster publish (`tenant:<domain>`),
+/// rebuilt whenever the cluster view changes, so a tenant added on a
+/// manager is routed without a restart.
+#[derive(Default)]
+pub struct ClusterTenants {
+    ids: ArcSwap<std::collections::HashMap<String, u32>>,
+}
+
+impl ClusterTenants {
+    fn update(&self, members: &[wharf_cluster::Member]) {
+        let ids: std::collections::HashMap<String, u32> = members
+            .iter()
+            .filter(|m| m.info.role == Role::Manager)
+            .flat_map(|m| m.info.tenants.iter().map(|(d, t)| (d.clone(), t.id)))
+            .collect();
+        if **self.ids.load() != ids {
+            tracing::info!(tenants = ids.len(), "tenants learned from the cluster");
+            self.ids.store(Arc::new(ids));
+        }
+    }
+}
+
+impl TenantDirectory for ClusterTenants {
+    fn tenant_id(&self, tenant_domain: &str) -> Option<u32> {
+        self.ids.load().get(tenant_domain).copied()
+    }
+}
+
 /// Errors that stop the load balancer from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum LbError {
@@ -198,7 +226,7 @@ pub struct State {
     pub pools: ArcSwap<pool::Pools>,
     pub metrics: metrics::Metrics,
     pub access: ArcSwap<access::AccessLog>,
-    pub tenants: Arc<dyn TenantDirectory>,
+    pub tenants: ClusterTenants,
     /// Metrics of requests no service matched.
     pub unrouted: Arc<metrics::ServiceMetrics>,
     pub cluster: Option<Arc<Cluster>>,
@@ -220,6 +248,7 @@ impl State {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         let pools = pool::build(&wanted, &members, &mut known, self.epoch);
         drop(known);
+        self.tenants.update(&members);
         self.pools.store(Arc::new(pools));
         self.update_gauges();
     }
@@ -280,7 +309,6 @@ pub async fn run(
     listeners: Listeners,
     shutdown: ShutdownSignal,
     mut reloads: tokio::sync::mpsc::Receiver<Result<Loaded, String>>,
-    tenants: Arc<dyn TenantDirectory>,
 ) -> Result<(), LbError> {
     let s = loaded.config.lb.clone();
     for w in &loaded.warnings {
@@ -335,7 +363,7 @@ pub async fn run(
         pools: ArcSwap::from_pointee(pool::Pools::new()),
         metrics,
         access: ArcSwap::from_pointee(access),
-        tenants,
+        tenants: ClusterTenants::default(),
         cluster: cluster.clone(),
         registry,
         draining: false.into(),

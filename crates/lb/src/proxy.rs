@@ -181,16 +181,16 @@ pub async fn handle(
     let active = state.active.load_full();
     // A cheap clone (shared bytes): the route borrows the path.
     let uri = req.uri().clone();
-    let routed = match active
-        .routes
-        .route(&host, uri.path(), state.tenants.as_ref())
-    {
+    let routed = match active.routes.route(&host, uri.path(), &state.tenants) {
         Ok(r) => r,
         Err(NoRoute::UnknownHost(h)) => {
             return books.local(text(
                 StatusCode::NOT_FOUND,
                 &format!("no service is configured for host {h}"),
             ))
+        }
+        Err(NoRoute::UnknownTenant(t)) => {
+            return books.local(text(StatusCode::NOT_FOUND, &format!("no such tenant: {t}")))
         }
         Err(NoRoute::TenantOutOfRange(t)) => {
             return books.local(text(

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use wharf_config::lbconf::{Affinity, Algorithm, DomainEntry, Services, TenantRange};
 
-/// Tenant ids by tenant domain. Multi-tenancy fills this in from the
-/// cluster; until then no tenant is known and `/t/<tenant>/` requests go to
-/// the `*` range.
+/// Tenant ids by tenant domain: the load balancer learns them from the
+/// managers' gossip ([`crate::ClusterTenants`]). A `/t/<tenant>/` request
+/// for a tenant it does not know gets 404.
 pub trait TenantDirectory: Send + Sync {
     fn tenant_id(&self, tenant_domain: &str) -> Option<u32>;
 }
@@ -77,6 +77,8 @@ pub struct RouteTable {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoRoute {
     UnknownHost(String),
+    /// A `/t/<tenant>/` request for a tenant no manager publishes.
+    UnknownTenant(String),
     /// A tenant outside every range of the host's service.
     TenantOutOfRange(String),
 }
@@ -169,15 +171,17 @@ impl RouteTable {
                 .find(|t| t.tenant_range == TenantRange::All)
         };
         let target = match tenant {
-            Some(t) => match tenants.tenant_id(t) {
-                Some(id) => route
+            Some(t) => {
+                let id = tenants
+                    .tenant_id(t)
+                    .ok_or_else(|| NoRoute::UnknownTenant(t.to_string()))?;
+                route
                     .targets
                     .iter()
                     .find(|x| x.tenant_range != TenantRange::All && x.tenant_range.contains(id))
-                    .or_else(fallback),
-                None => fallback(),
+                    .or_else(fallback)
+                    .ok_or_else(|| NoRoute::TenantOutOfRange(t.to_string()))?
             }
-            .ok_or_else(|| NoRoute::TenantOutOfRange(t.to_string()))?,
             // The super tenant: the `*` entry, else the first.
             None => fallback().unwrap_or(&route.targets[0]),
         };
@@ -283,7 +287,10 @@ mod tests {
         assert_eq!(pool("/t/a.com/x"), "d1");
         assert_eq!(pool("/t/b.com"), "d2");
         assert_eq!(pool("/t/c.com/x"), "dall");
-        assert_eq!(pool("/t/unknown.com/x"), "dall");
+        assert_eq!(
+            t.route("as.example", "/t/unknown.com/x", &ids).unwrap_err(),
+            NoRoute::UnknownTenant("unknown.com".into())
+        );
         assert_eq!(pool("/plain"), "dall");
         assert_eq!(
             t.route("as.example", "/t/a.com/x", &ids).unwrap().tenant,

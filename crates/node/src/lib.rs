@@ -15,6 +15,7 @@ pub mod metrics;
 mod service;
 mod status;
 mod sync;
+pub mod tenants;
 pub mod urls;
 
 use apps::Served;
@@ -54,6 +55,8 @@ pub enum NodeError {
     Repository(#[from] wharf_deploy::RepoError),
     #[error("admin accounts: {0}")]
     Users(#[from] admin::users::UsersError),
+    #[error("tenants: {0}")]
+    Tenants(#[from] admin::tenant_store::TenantError),
 }
 
 /// The node's lifecycle, as the status listener (and later the cluster) reports it.
@@ -136,6 +139,13 @@ pub struct Node {
     apply_lock: tokio::sync::Mutex<()>,
     /// A manager's admin accounts and sessions.
     admin: Option<admin::auth::Auth>,
+    /// A manager's tenants (the record; `tenants` is what is served).
+    tenant_store: Option<admin::tenant_store::TenantStore>,
+    /// The tenants this node serves: a manager's active ones, or what a
+    /// worker's manager publishes.
+    pub tenants: ArcSwap<tenants::Directory>,
+    /// The tenant domains this node has published (a manager).
+    published_tenants: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Node {
@@ -161,9 +171,14 @@ impl Node {
         }
     }
 
-    /// The tenants this node keeps revisions of.
+    /// The tenants this node keeps revisions of: the super tenant and
+    /// every tenant it serves.
     pub fn tenant_ids(&self) -> Vec<wharf_proto::TenantId> {
-        vec![wharf_proto::SUPER_TENANT]
+        let mut ids: Vec<_> = std::iter::once(wharf_proto::SUPER_TENANT)
+            .chain(self.tenants.load().ids())
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     pub fn role(&self) -> &'static str {
@@ -314,6 +329,11 @@ pub async fn run_with(
     } else {
         None
     };
+    let tenant_store = if is_manager {
+        Some(admin::tenant_store::TenantStore::open(data_dir)?)
+    } else {
+        None
+    };
     let member_token = config
         .clustering
         .secret
@@ -349,7 +369,11 @@ pub async fn run_with(
         member_token,
         apply_lock: tokio::sync::Mutex::new(()),
         admin,
+        tenant_store,
+        tenants: ArcSwap::from_pointee(tenants::Directory::default()),
+        published_tenants: Default::default(),
     });
+    node.load_tenants();
     tracing::info!(
         role = %node.role(),
         http = %http_addr,
@@ -367,6 +391,7 @@ pub async fn run_with(
             node.state_tx.subscribe(),
         ));
         let _ = node.cluster.set(cluster);
+        node.publish_tenants().await;
     }
 
     let deploy_task = start_deployments(&node, &deployment_dir, &shutdown, options)?;

@@ -8,8 +8,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+/// The tenant label of the super tenant's requests.
+pub const SUPER_TENANT_LABEL: &str = "super";
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    /// The tenant domain, `super` for the super tenant, `-` when unknown.
+    pub tenant: String,
     /// The application name, or `-` when no application matched.
     pub app: String,
     pub status: u16,
@@ -17,7 +22,13 @@ pub struct RequestLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AppLabel {
+    pub tenant: String,
     pub app: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabel {
+    pub tenant: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,6 +51,8 @@ pub struct Metrics {
     pub latency: Family<AppLabel, Histogram, fn() -> Histogram>,
     pub deploys: Family<DeployLabels, Counter>,
     pub apps: Gauge,
+    /// Requests refused because the tenant was over its request rate.
+    pub rate_limited: Family<TenantLabel, Counter>,
 }
 
 impl Metrics {
@@ -49,15 +62,16 @@ impl Metrics {
             latency: Family::new_with_constructor(latency_histogram),
             deploys: Family::default(),
             apps: Gauge::default(),
+            rate_limited: Family::default(),
         };
         registry.register(
             "http_requests",
-            "HTTP requests served, by application and status",
+            "HTTP requests served, by tenant, application and status",
             m.requests.clone(),
         );
         registry.register(
             "http_request_duration_seconds",
-            "Time to the response headers, by application",
+            "Time to the response headers, by tenant and application",
             m.latency.clone(),
         );
         registry.register(
@@ -66,6 +80,11 @@ impl Metrics {
             m.deploys.clone(),
         );
         registry.register("apps_deployed", "Applications deployed now", m.apps.clone());
+        registry.register(
+            "tenant_rate_limited",
+            "Requests refused with 429 because their tenant was over its request rate",
+            m.rate_limited.clone(),
+        );
         m
     }
 
@@ -76,5 +95,26 @@ impl Metrics {
                 result: result.to_string(),
             })
             .inc();
+    }
+}
+
+impl Metrics {
+    /// Counts one request and its time to the response headers.
+    pub(crate) fn request(&self, tenant: &str, app: &str, status: u16, took: std::time::Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                tenant: tenant.to_string(),
+                app: app.to_string(),
+                status,
+            })
+            .inc();
+        if app != "-" {
+            self.latency
+                .get_or_create(&AppLabel {
+                    tenant: tenant.to_string(),
+                    app: app.to_string(),
+                })
+                .observe(took.as_secs_f64());
+        }
     }
 }

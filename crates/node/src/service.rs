@@ -75,37 +75,82 @@ pub(crate) async fn handle(
         return resp;
     }
 
+    // `/t/<domain>/…`: a tenant's applications, within its limits.
+    if let Some((domain, rest)) = crate::tenants::split_tenant_path(req.uri().path()) {
+        let tenant = node.tenants.load().by_domain(domain).cloned();
+        let Some(tenant) = tenant else {
+            node.metrics.request("-", "-", 404, started.elapsed());
+            return error_response(StatusCode::NOT_FOUND, "no such tenant");
+        };
+        if !tenant.rate.try_acquire() {
+            node.metrics
+                .rate_limited
+                .get_or_create(&crate::metrics::TenantLabel {
+                    tenant: tenant.domain.clone(),
+                })
+                .inc();
+            node.metrics
+                .request(&tenant.domain, "-", 429, started.elapsed());
+            let mut resp = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "this tenant is over its request rate; try again shortly",
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return resp;
+        }
+        let app = node
+            .apps
+            .load()
+            .tenant(tenant.id())
+            .and_then(|t| t.table.route(rest).cloned());
+        let Some(app) = app else {
+            node.metrics
+                .request(&tenant.domain, "-", 404, started.elapsed());
+            return error_response(
+                StatusCode::NOT_FOUND,
+                "no application is deployed at this path",
+            );
+        };
+        let resp = match node
+            .runtime
+            .handle_in(&app, req, scheme, &tenant.scope)
+            .await
+        {
+            Ok(resp) => resp,
+            Err(f) => failure_response(&f),
+        };
+        node.metrics.request(
+            &tenant.domain,
+            &app.name,
+            resp.status().as_u16(),
+            started.elapsed(),
+        );
+        return resp;
+    }
+
     let app = node.apps.load().route(req.uri().path()).cloned();
     let Some(app) = app else {
-        let resp = error_response(
+        node.metrics.request(
+            crate::metrics::SUPER_TENANT_LABEL,
+            "-",
+            404,
+            started.elapsed(),
+        );
+        return error_response(
             StatusCode::NOT_FOUND,
             "no application is deployed at this path",
         );
-        node.metrics
-            .requests
-            .get_or_create(&crate::metrics::RequestLabels {
-                app: "-".into(),
-                status: 404,
-            })
-            .inc();
-        return resp;
     };
     let resp = match node.runtime.handle(&app, req, scheme).await {
         Ok(resp) => resp,
         Err(f) => failure_response(&f),
     };
-    node.metrics
-        .requests
-        .get_or_create(&crate::metrics::RequestLabels {
-            app: app.name.clone(),
-            status: resp.status().as_u16(),
-        })
-        .inc();
-    node.metrics
-        .latency
-        .get_or_create(&crate::metrics::AppLabel {
-            app: app.name.clone(),
-        })
-        .observe(started.elapsed().as_secs_f64());
+    node.metrics.request(
+        crate::metrics::SUPER_TENANT_LABEL,
+        &app.name,
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
     resp
 }

@@ -135,3 +135,87 @@ pub struct MemberView {
     pub revisions: BTreeMap<String, u64>,
     pub last_heard_ms: Option<u64>,
 }
+
+/// Limits a super admin sets for one tenant; what is not set follows the
+/// manager's `[tenants]` defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantLimitsPatch {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_apps: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_mb: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_instances: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<u32>,
+}
+
+impl TenantLimitsPatch {
+    /// `self` over `defaults`.
+    pub fn over(&self, defaults: crate::TenantLimits) -> crate::TenantLimits {
+        crate::TenantLimits {
+            max_apps: self.max_apps.unwrap_or(defaults.max_apps),
+            memory_limit_mb: self.memory_limit_mb.unwrap_or(defaults.memory_limit_mb),
+            max_instances: self.max_instances.unwrap_or(defaults.max_instances),
+            requests_per_second: self
+                .requests_per_second
+                .unwrap_or(defaults.requests_per_second),
+        }
+    }
+
+    /// `other`'s values where it sets them, `self`'s elsewhere.
+    pub fn merged(&self, other: &TenantLimitsPatch) -> TenantLimitsPatch {
+        TenantLimitsPatch {
+            max_apps: other.max_apps.or(self.max_apps),
+            memory_limit_mb: other.memory_limit_mb.or(self.memory_limit_mb),
+            max_instances: other.max_instances.or(self.max_instances),
+            requests_per_second: other.requests_per_second.or(self.requests_per_second),
+        }
+    }
+}
+
+/// A tenant as the admin API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantInfo {
+    pub id: crate::TenantId,
+    pub domain: String,
+    pub active: bool,
+    pub created_at_ms: u64,
+    /// Its administrator's user name (`admin@<domain>`).
+    pub admin: String,
+    /// The limits in force.
+    pub limits: crate::TenantLimits,
+    /// The limits set for it (the rest are the defaults).
+    pub overrides: TenantLimitsPatch,
+    /// The names of its configuration values (the values are not shown).
+    pub config_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    pub domain: String,
+    /// The tenant admin's password; made up (and returned once) when absent.
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub limits: TenantLimitsPatch,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedTenant {
+    pub tenant: TenantInfo,
+    pub admin_user: String,
+    /// Set only when the password was made up: shown this once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_password: Option<String>,
+}
+
+/// A tenant's configuration values: environment variables only its
+/// applications see. Replaces what was set before.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub env: BTreeMap<String, String>,
+}

@@ -198,3 +198,81 @@ mod tests {
         assert!(Manifest::from_json(b"not json").is_err());
     }
 }
+
+/// The limits a tenant's applications run under on every node, beside the
+/// node's own (the lower wins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantLimits {
+    /// Applications the tenant may have deployed at once.
+    pub max_apps: u32,
+    /// Linear memory one instance of the tenant's applications may use.
+    pub memory_limit_mb: u64,
+    /// Instances of the tenant's applications that may run at once, per node.
+    pub max_instances: u32,
+    /// Requests per second the tenant's applications get, per node (0: no limit).
+    pub requests_per_second: u32,
+}
+
+/// What the manager publishes of an active tenant, under
+/// `tenant:<domain>`: its id, limits and configuration values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    pub id: TenantId,
+    pub limits: TenantLimits,
+    /// Environment variables only this tenant's applications see.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+/// Checks a tenant domain: lowercase DNS labels (`example.com`), as
+/// tenants are named in `/t/<domain>/` URLs.
+pub fn validate_tenant_domain(domain: &str) -> Result<(), String> {
+    if domain.is_empty() || domain.len() > 253 {
+        return Err(format!(
+            "tenant domain {domain:?} must be 1 to 253 characters"
+        ));
+    }
+    for label in domain.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            return Err(format!(
+                "tenant domain {domain:?} is not a domain name: use lowercase letters, digits and '-' in dot-separated labels, e.g. example.com"
+            ));
+        }
+    }
+    if domain == "super" {
+        return Err("\"super\" names the super tenant".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tenant_tests {
+    use super::*;
+
+    #[test]
+    fn tenant_domains() {
+        for ok in ["example.com", "a.b-c.org", "x1"] {
+            validate_tenant_domain(ok).unwrap();
+        }
+        for bad in [
+            "",
+            "Example.com",
+            "a..b",
+            "-a.com",
+            "a_b.com",
+            "a.com/x",
+            "super",
+        ] {
+            assert!(validate_tenant_domain(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -13,7 +13,7 @@ pub mod metrics;
 mod serve;
 
 pub use load::{sha256_hex, App, EffectiveLimits, Limits, LoadError};
-pub use serve::{BoxError, Failure, ResponseBody, Scheme, CONTEXT_PATH_HEADER};
+pub use serve::{BoxError, Failure, ResponseBody, Scheme, Scope, CONTEXT_PATH_HEADER};
 
 use engine::EpochTicker;
 use host::Host;

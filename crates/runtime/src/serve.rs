@@ -104,6 +104,15 @@ fn body_error(e: BoxError) -> wasmtime_wasi_http::Error {
     }
 }
 
+/// What a request's tenant adds to its application's limits: a lower
+/// memory cap, a tenant-wide instance budget, and configuration values.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    pub memory_limit: Option<u64>,
+    pub permits: Option<Arc<Semaphore>>,
+    pub env: Option<Arc<std::collections::BTreeMap<String, String>>>,
+}
+
 struct InstanceGuard(prometheus_client::metrics::gauge::Gauge);
 
 impl Drop for InstanceGuard {
@@ -113,7 +122,13 @@ impl Drop for InstanceGuard {
 }
 
 impl Runtime {
-    fn new_store(&self, app: &App, flags: &Arc<Flags>, deadline: Instant) -> Store<Host> {
+    fn new_store(
+        &self,
+        app: &App,
+        scope: &Scope,
+        flags: &Arc<Flags>,
+        deadline: Instant,
+    ) -> Store<Host> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(LogStream {
             app: app.label.clone(),
@@ -126,6 +141,9 @@ impl Runtime {
         for (k, v) in &self.config.env {
             wasi.env(k, v);
         }
+        for (k, v) in scope.env.iter().flat_map(|e| e.iter()) {
+            wasi.env(k, v);
+        }
         wasi.env("WHARF_APP_NAME", &app.name)
             .env("WHARF_CONTEXT_PATH", &app.context);
         let host = Host {
@@ -136,7 +154,10 @@ impl Runtime {
                 outgoing_http: self.config.outgoing_http,
             },
             limiter: Limiter {
-                memory_limit: app.limits.memory_limit as usize,
+                memory_limit: scope
+                    .memory_limit
+                    .map_or(app.limits.memory_limit, |m| m.min(app.limits.memory_limit))
+                    as usize,
                 flags: flags.clone(),
             },
         };
@@ -172,6 +193,21 @@ impl Runtime {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        self.handle_in(app, req, scheme, &Scope::default()).await
+    }
+
+    /// [`Runtime::handle`] within a tenant's [`Scope`].
+    pub async fn handle_in<B>(
+        &self,
+        app: &Arc<App>,
+        req: Request<B>,
+        scheme: Scheme,
+        scope: &Scope,
+    ) -> Result<Response<ResponseBody>, Failure>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let limit = self.config.max_request_body;
         let declared = req
             .headers()
@@ -183,23 +219,23 @@ impl Runtime {
         }
 
         let wait = self.config.queue_timeout;
+        let tenant_permit = match &scope.permits {
+            Some(p) => match acquire(p, wait).await {
+                Some(permit) => Some(permit),
+                None => return Err(self.busy(app)),
+            },
+            None => None,
+        };
         let (Some(node_permit), Some(app_permit)) = (
             acquire(&self.node_permits, wait).await,
             acquire(&app.permits, wait).await,
         ) else {
-            self.metrics
-                .busy_rejections
-                .get_or_create(&AppLabel {
-                    app: app.name.clone(),
-                })
-                .inc();
-            tracing::warn!(app = %app.name, "no free instance slot; answering 503");
-            return Err(Failure::Busy);
+            return Err(self.busy(app));
         };
 
         let deadline = Instant::now() + app.limits.request_timeout;
         let flags = Arc::new(Flags::default());
-        let mut store = self.new_store(app, &flags, deadline);
+        let mut store = self.new_store(app, scope, &flags, deadline);
 
         let (mut parts, body) = req.into_parts();
         parts.headers.insert(
@@ -231,7 +267,7 @@ impl Runtime {
         let metrics = self.metrics.clone();
         let name = app.name.clone();
         let task = tokio::spawn(async move {
-            let _held = (node_permit, app_permit, guard);
+            let _held = (node_permit, app_permit, tenant_permit, guard);
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -271,6 +307,17 @@ impl Runtime {
                 _ => Err(self.record(app, Failure::Timeout)),
             },
         }
+    }
+
+    fn busy(&self, app: &App) -> Failure {
+        self.metrics
+            .busy_rejections
+            .get_or_create(&AppLabel {
+                app: app.name.clone(),
+            })
+            .inc();
+        tracing::warn!(app = %app.name, "no free instance slot; answering 503");
+        Failure::Busy
     }
 
     fn record(&self, app: &App, f: Failure) -> Failure {

@@ -404,3 +404,73 @@ async fn an_application_may_set_limits_below_the_nodes_never_above() {
     assert_eq!(big.limits.request_timeout, Duration::from_millis(5000));
     assert_eq!(big.limits.max_instances, 500);
 }
+
+#[tokio::test]
+async fn a_tenant_scope_adds_its_configuration_and_caps() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(runtime(
+        dir.path(),
+        "queue_timeout_ms = 50\n[runtime.env]\nNODE_WIDE = \"yes\"\n",
+    ));
+    let env = load(&rt, "env", &fixtures::env());
+    let scope = wharf_runtime::Scope {
+        memory_limit: Some(2 * 1024 * 1024),
+        permits: Some(Arc::new(tokio::sync::Semaphore::new(1))),
+        env: Some(Arc::new(std::collections::BTreeMap::from([(
+            "GREETING".to_string(),
+            "from the tenant".to_string(),
+        )]))),
+    };
+    let resp = rt
+        .handle_in(&env, get("/env"), Scheme::Http, &scope)
+        .await
+        .unwrap();
+    let text = body_text(resp).await;
+    assert!(text.contains("GREETING=from the tenant\n"), "{text}");
+    assert!(text.contains("NODE_WIDE=yes\n"), "{text}");
+    assert!(text.contains("WHARF_CONTEXT_PATH=/env\n"), "{text}");
+    // Without the scope, the tenant's values are not there.
+    let plain = body_text(rt.handle(&env, get("/env"), Scheme::Http).await.unwrap()).await;
+    assert!(!plain.contains("GREETING"), "{plain}");
+    // The tenant's memory cap is below the node's.
+    let hog = load(&rt, "memhog", &fixtures::memory_hog());
+    assert_eq!(
+        rt.handle_in(&hog, get("/"), Scheme::Http, &scope)
+            .await
+            .unwrap_err(),
+        Failure::OutOfMemory
+    );
+    // The tenant's instance budget is shared by its apps.
+    let sleepy = load(&rt, "sleepy", &fixtures::sleepy());
+    let held = {
+        let (rt, sleepy, scope) = (rt.clone(), sleepy.clone(), scope.clone());
+        tokio::spawn(async move {
+            rt.handle_in(&sleepy, get("/sleepy?ms=600"), Scheme::Http, &scope)
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    let label = wharf_runtime::metrics::AppLabel {
+        app: "sleepy".into(),
+    };
+    wharf_testkit::wait_until_async(
+        "the tenant's one instance to be taken",
+        wharf_testkit::PATIENCE,
+        || async { (rt.metrics().instances.get_or_create(&label).get() == 1).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        rt.handle_in(&env, get("/env"), Scheme::Http, &scope)
+            .await
+            .unwrap_err(),
+        Failure::Busy
+    );
+    assert_eq!(
+        rt.handle(&env, get("/env"), Scheme::Http)
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(held.await.unwrap().unwrap(), 200);
+}

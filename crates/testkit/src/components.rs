@@ -46,6 +46,10 @@ pub mod fixtures {
         /// Writes a line to stdout and one to stderr, then answers like hello.
         chatty, "chatty.wat");
     fixture!(
+        /// Answers `200` with its environment (`wasi:cli/environment`),
+        /// one `NAME=value` line per variable.
+        env, "env.wat");
+    fixture!(
         /// Answers after sleeping the number of milliseconds in the query
         /// (`?ms=N`) using `wasi:clocks/monotonic-clock`, then `slept\n`.
         sleepy, "sleepy.wat");

@@ -54,7 +54,7 @@ impl Passwd {
             );
         }
         let password = if self.password_stdin {
-            super::login::read_password(true, "")?
+            super::login::read_password_stdin()?
         } else {
             let first = rpassword::prompt_password(format!("new password for {}: ", self.user))
                 .context("reading the password (no terminal? use --password-stdin)")?;

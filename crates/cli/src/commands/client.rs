@@ -30,6 +30,11 @@ pub struct ManagerArgs {
     /// instead of a saved session.
     #[arg(long, env = "WHARF_USER", default_value = "admin")]
     pub user: String,
+
+    /// Act for this tenant (the super admin; a tenant admin always acts
+    /// for their own).
+    #[arg(long, env = "WHARF_TENANT", value_name = "DOMAIN")]
+    pub tenant: Option<String>,
 }
 
 /// Saved login sessions, by manager URL: `~/.config/wharf/credentials.json`
@@ -95,6 +100,7 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     auth: Option<Auth>,
+    tenant: Option<String>,
     pub runtime: tokio::runtime::Runtime,
 }
 
@@ -159,6 +165,7 @@ impl ManagerArgs {
             http: self.http()?,
             base: self.base(),
             auth: None,
+            tenant: self.tenant.clone(),
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -216,7 +223,10 @@ impl Client {
     }
 
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let r = self.http.request(method, self.url(path));
+        let mut r = self.http.request(method, self.url(path));
+        if let Some(t) = &self.tenant {
+            r = r.query(&[("tenant", t)]);
+        }
         match &self.auth {
             Some(Auth::Bearer(t)) => r.bearer_auth(t),
             Some(Auth::Basic(u, p)) => r.basic_auth(u, Some(p)),

@@ -4,7 +4,6 @@
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
 pub struct Lb {
@@ -67,7 +66,7 @@ impl Lb {
             tokio::spawn(super::server::on_signals(stop));
             let (tx, rx) = tokio::sync::mpsc::channel(4);
             tokio::spawn(on_hangup(self, tx));
-            wharf_lb::run(loaded, listeners, signal, rx, Arc::new(wharf_lb::NoTenants)).await?;
+            wharf_lb::run(loaded, listeners, signal, rx).await?;
             Ok::<_, anyhow::Error>(())
         })?;
         Ok(ExitCode::SUCCESS)

@@ -23,18 +23,23 @@ pub struct Logout {
     manager: ManagerArgs,
 }
 
+/// One line of standard input, without its line ending.
+pub(crate) fn read_password_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
 /// The password: from WHARF_PASSWORD, standard input, or a prompt.
 pub(crate) fn read_password(from_stdin: bool, prompt: &str) -> anyhow::Result<String> {
     if let Ok(p) = std::env::var("WHARF_PASSWORD") {
         return Ok(p);
     }
     if from_stdin {
-        let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("reading the password from standard input")?;
-        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+        return read_password_stdin();
     }
     rpassword::prompt_password(prompt)
         .context("reading the password (no terminal? use --password-stdin)")

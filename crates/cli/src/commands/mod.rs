@@ -10,6 +10,7 @@ mod deploy;
 mod lb;
 mod login;
 mod server;
+mod tenant;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,9 @@ pub enum Command {
     /// Administer a management node's accounts.
     #[command(subcommand)]
     Admin(admin::Admin),
+    /// Manage tenants (the super admin).
+    #[command(subcommand)]
+    Tenant(tenant::Tenant),
 }
 
 impl Command {
@@ -52,6 +56,7 @@ impl Command {
             Command::Login(c) => c.run(),
             Command::Logout(c) => c.run(),
             Command::Admin(c) => c.run(),
+            Command::Tenant(c) => c.run(),
         }
     }
 }

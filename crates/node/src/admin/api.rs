@@ -3,7 +3,7 @@
 
 use super::auth::{Caller, Denied};
 use super::{rollout, ApiError, PeerAddr};
-use crate::sync::{app_name, manager::serve_head, runtime_limits};
+use crate::sync::{manager::serve_head, runtime_limits, Place};
 use crate::Node;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -34,6 +34,7 @@ pub(crate) fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/revisions/{revision}/rollback", post(rollback))
         .route("/api/v1/revisions/{revision}/rollout", get(rollout_of))
         .route("/api/v1/members", get(members))
+        .merge(super::tenants_api::routes())
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -88,16 +89,50 @@ impl FromRequestParts<Arc<Node>> for Caller {
     }
 }
 
-/// The tenant a caller acts for: the super admin's own (or, with multi-
-/// tenancy, one named in `?tenant=`), a tenant admin's only ever their own.
-fn tenant_of(caller: &Caller) -> Result<(TenantId, Option<String>), ApiError> {
-    match &caller.tenant {
-        None => Ok((SUPER_TENANT, None)),
-        Some(domain) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("tenant {domain:?} is not known on this manager"),
-        )),
+/// The tenant a call acts for: the super admin's own, or the one named in
+/// `?tenant=`; a tenant admin's only ever their own (asking for another is
+/// refused and logged).
+pub(crate) fn tenant_of(
+    node: &Node,
+    caller: &Caller,
+    asked: Option<&str>,
+) -> Result<(TenantId, Option<String>), ApiError> {
+    let domain = match (&caller.tenant, asked) {
+        (None, None) => return Ok((SUPER_TENANT, None)),
+        (None, Some(d)) => d,
+        (Some(own), None) => own.as_str(),
+        (Some(own), Some(d)) if d == own => own.as_str(),
+        (Some(own), Some(d)) => {
+            tracing::warn!(user = %caller.user, tenant = %own, asked = %d, "denied: a tenant admin asked for another tenant");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("{} administers tenant {own} only", caller.user),
+            ));
+        }
+    };
+    if let Some(t) = node.tenants.load().by_domain(domain) {
+        return Ok((t.id(), Some(domain.to_string())));
     }
+    let inactive = node
+        .tenant_store
+        .as_ref()
+        .and_then(|s| s.get(domain))
+        .is_some_and(|t| !t.active);
+    Err(if inactive {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("tenant {domain} is deactivated"),
+        )
+    } else {
+        ApiError::new(StatusCode::NOT_FOUND, format!("no tenant {domain}"))
+    })
+}
+
+/// `?tenant=<domain>`, for routes that take nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantQuery {
+    tenant: Option<String>,
 }
 
 fn repository(node: &Node) -> Result<&Repository, ApiError> {
@@ -128,7 +163,7 @@ fn repo_error(e: RepoError) -> ApiError {
             StatusCode::NOT_FOUND,
             format!("revision {n} does not exist"),
         ),
-        RepoError::Unsupported(m) => ApiError::new(StatusCode::CONFLICT, m),
+        RepoError::Unsupported(m) | RepoError::Refused(m) => ApiError::new(StatusCode::CONFLICT, m),
         e => ApiError::internal("the repository failed", e),
     }
 }
@@ -155,6 +190,14 @@ async fn login(
         )
     })?;
     let (caller, token) = auth.login(&req.user, &req.password, peer(&parts)).await?;
+    // A deactivated (or deleted) tenant's admin does not get in.
+    if caller.tenant.is_some() {
+        if let Err(e) = tenant_of(&node, &caller, None) {
+            auth.logout(&token);
+            tracing::warn!(user = %caller.user, "refused the login of an admin of an inactive tenant");
+            return Err(e);
+        }
+    }
     Ok(Json(LoginResponse {
         token,
         user: caller.user,
@@ -179,6 +222,7 @@ async fn logout(State(node): Shared, headers: HeaderMap, _caller: Caller) -> Sta
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DeployQuery {
+    tenant: Option<String>,
     context: Option<String>,
     #[serde(default = "yes")]
     wait: bool,
@@ -190,6 +234,7 @@ struct DeployQuery {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ChangeQuery {
+    tenant: Option<String>,
     context: Option<String>,
     #[serde(default = "yes")]
     wait: bool,
@@ -199,7 +244,9 @@ fn yes() -> bool {
     true
 }
 
-fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn query<T>(
+    q: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T, ApiError> {
     q.map(|Query(t)| t)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
 }
@@ -298,7 +345,7 @@ async fn deploy(
     body: Body,
 ) -> Result<(StatusCode, Json<ChangeResponse>), ApiError> {
     let q = query(q)?;
-    let (tenant, tenant_name) = tenant_of(&caller)?;
+    let (tenant, tenant_name) = tenant_of(&node, &caller, q.tenant.as_deref())?;
     let repo = writable(&node)?.clone();
     let context = context_param(q.context.clone())?;
     let limits = limits(&node, &q)?;
@@ -307,9 +354,10 @@ async fn deploy(
     // Validate by compiling, as every worker will: a bad component is
     // refused here and nothing is committed.
     let compiler = node.clone();
+    let place = Place::of(&node, tenant).map_err(|e| ApiError::new(StatusCode::CONFLICT, e))?;
     let (name, ctx, rl, b) = (
-        app_name(&context),
-        context.clone(),
+        place.app_name(&context),
+        place.context(&context),
         runtime_limits(&limits),
         bytes.clone(),
     );
@@ -333,6 +381,12 @@ async fn deploy(
         limits,
     };
     let ctx = context.clone();
+    let max_apps = node
+        .tenants
+        .load()
+        .by_id(tenant)
+        .map(|t| t.settings.limits.max_apps as usize);
+    let who = tenant_name.clone();
     let committed = repo
         .commit(
             tenant,
@@ -346,6 +400,13 @@ async fn deploy(
                 let same = apps
                     .get(&ctx)
                     .is_some_and(|e| e.sha256 == entry.sha256 && e.limits == entry.limits);
+                if let Some(max) = max_apps.filter(|m| !apps.contains_key(&ctx) && apps.len() >= *m)
+                {
+                    return Err(RepoError::Refused(format!(
+                        "tenant {} may have at most {max} applications; undeploy one first",
+                        who.as_deref().unwrap_or("-")
+                    )));
+                }
                 if !same {
                     apps.insert(ctx.clone(), entry.clone());
                 }
@@ -385,7 +446,7 @@ async fn undeploy(
     q: Result<Query<ChangeQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<(StatusCode, Json<ChangeResponse>), ApiError> {
     let q = query(q)?;
-    let (tenant, tenant_name) = tenant_of(&caller)?;
+    let (tenant, tenant_name) = tenant_of(&node, &caller, q.tenant.as_deref())?;
     let repo = writable(&node)?.clone();
     let context = q.context.clone().ok_or_else(|| {
         ApiError::new(
@@ -433,6 +494,7 @@ async fn undeploy(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WaitQuery {
+    tenant: Option<String>,
     #[serde(default = "yes")]
     wait: bool,
 }
@@ -444,7 +506,7 @@ async fn rollback(
     q: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<(StatusCode, Json<ChangeResponse>), ApiError> {
     let q = query(q)?;
-    let (tenant, tenant_name) = tenant_of(&caller)?;
+    let (tenant, tenant_name) = tenant_of(&node, &caller, q.tenant.as_deref())?;
     let repo = writable(&node)?.clone();
     let target: u64 = revision.parse().map_err(|_| {
         ApiError::new(
@@ -552,8 +614,13 @@ async fn finish(
     ))
 }
 
-async fn list_apps(State(node): Shared, caller: Caller) -> Result<Json<AppList>, ApiError> {
-    let (tenant, tenant_name) = tenant_of(&caller)?;
+async fn list_apps(
+    State(node): Shared,
+    caller: Caller,
+    q: Result<Query<TenantQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<AppList>, ApiError> {
+    let q = query(q)?;
+    let (tenant, tenant_name) = tenant_of(&node, &caller, q.tenant.as_deref())?;
     let repo = repository(&node)?;
     let head = repo.head(tenant).await.map_err(repo_error)?;
     let revision = head.as_ref().map_or(0, |m| m.revision);
@@ -604,8 +671,13 @@ async fn list_apps(State(node): Shared, caller: Caller) -> Result<Json<AppList>,
     }))
 }
 
-async fn history(State(node): Shared, caller: Caller) -> Result<Json<Vec<RevisionInfo>>, ApiError> {
-    let (tenant, _) = tenant_of(&caller)?;
+async fn history(
+    State(node): Shared,
+    caller: Caller,
+    q: Result<Query<TenantQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<RevisionInfo>>, ApiError> {
+    let q = query(q)?;
+    let (tenant, _) = tenant_of(&node, &caller, q.tenant.as_deref())?;
     let repo = repository(&node)?;
     let all = repo.history(tenant).await.map_err(repo_error)?;
     let current = all.first().map(|m| m.revision);
@@ -632,8 +704,10 @@ async fn rollout_of(
     State(node): Shared,
     caller: Caller,
     Path(revision): Path<String>,
+    q: Result<Query<TenantQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<wharf_proto::api::Rollout>, ApiError> {
-    let (tenant, tenant_name) = tenant_of(&caller)?;
+    let q = query(q)?;
+    let (tenant, tenant_name) = tenant_of(&node, &caller, q.tenant.as_deref())?;
     let n: u64 = revision.parse().map_err(|_| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

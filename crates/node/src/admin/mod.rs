@@ -6,6 +6,8 @@
 mod api;
 pub mod auth;
 mod rollout;
+pub mod tenant_store;
+mod tenants_api;
 pub mod users;
 
 use crate::service::full_response;

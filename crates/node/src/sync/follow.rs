@@ -156,6 +156,32 @@ impl Follower {
         }
     }
 
+    /// Takes up the manager's tenants: new ones are served as their
+    /// revisions arrive; ones gone (deleted or deactivated) stop being
+    /// served here and are forgotten.
+    async fn follow_tenants(&mut self, tenants: &BTreeMap<String, wharf_proto::TenantSettings>) {
+        if self.node.tenants.load().same_as(tenants) {
+            return;
+        }
+        self.node.set_tenants(tenants);
+        if let Err(e) = self.local.set_directory(tenants) {
+            tracing::error!(error = %e, "cannot keep the tenants in the local copy");
+        }
+        let keep: BTreeSet<TenantId> = self.node.tenant_ids().into_iter().collect();
+        let served: Vec<TenantId> = self.node.apps.load().tenants().map(|(t, _)| t).collect();
+        for tenant in served.into_iter().chain(self.local.tenants()) {
+            if keep.contains(&tenant) {
+                continue;
+            }
+            self.node.apps.rcu(|s| s.without_tenant(tenant));
+            if let Err(e) = self.local.remove(tenant) {
+                tracing::error!(tenant, error = %e, "cannot forget the tenant's local copy");
+            }
+            self.node.withdraw_revision(tenant).await;
+            tracing::info!(tenant, "tenant no longer served");
+        }
+    }
+
     /// One pass: every tenant announced, served or stored. `periodic`
     /// checks even tenants that look up to date. True when every announced
     /// revision is served.
@@ -167,9 +193,18 @@ impl Follower {
             .map(|c| c.members())
             .unwrap_or_default();
         let manager = pick_manager(&members, &self.node.config.clustering.domain);
+        // The tenants are the manager's; while no manager is seen, the
+        // last known ones stay.
+        if let Some(m) = manager {
+            self.follow_tenants(&m.info.tenants).await;
+        }
+        let known: BTreeSet<TenantId> = self.node.tenant_ids().into_iter().collect();
         let announced: BTreeMap<TenantId, RevisionRef> = manager
             .map(|m| m.info.revisions.clone())
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(t, _)| known.contains(t))
+            .collect();
         let endpoint = manager.and_then(endpoint);
         let served: BTreeMap<TenantId, Option<RevisionRef>> = self
             .node
@@ -183,6 +218,7 @@ impl Follower {
             .chain(served.keys())
             .copied()
             .chain(self.local.tenants())
+            .filter(|t| known.contains(t))
             .collect();
         let mut all = true;
         for tenant in tenants {

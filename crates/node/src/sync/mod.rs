@@ -53,12 +53,53 @@ pub(crate) fn runtime_limits(l: &AppLimits) -> Limits {
     }
 }
 
-/// The name an application has in logs and metrics: its file name in the
-/// repository without `.wasm` (`hello`, `ROOT`, `shop#cart`).
-pub(crate) fn app_name(context: &str) -> String {
-    file_name_for_context(context)
-        .trim_end_matches(".wasm")
-        .to_string()
+/// Where a tenant's applications live on this node: their URL prefix
+/// (`/t/<domain>`, empty for the super tenant) and the name prefix of
+/// their logs and metrics (`<domain>/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Place {
+    pub url_prefix: String,
+    pub name_prefix: String,
+}
+
+impl Place {
+    pub(crate) fn of(node: &Node, tenant: TenantId) -> Result<Place, String> {
+        if tenant == wharf_proto::SUPER_TENANT {
+            return Ok(Place {
+                url_prefix: String::new(),
+                name_prefix: String::new(),
+            });
+        }
+        let dir = node.tenants.load();
+        let t = dir
+            .by_id(tenant)
+            .ok_or_else(|| format!("tenant {tenant} is not known (yet) on this node"))?;
+        Ok(Place {
+            url_prefix: t.prefix(),
+            name_prefix: format!("{}/", t.domain),
+        })
+    }
+
+    /// The context an application is served at: `/t/<domain>/x` for a
+    /// tenant's `/x`.
+    pub(crate) fn context(&self, context: &str) -> String {
+        match (self.url_prefix.is_empty(), context) {
+            (true, c) => c.to_string(),
+            (false, "/") => self.url_prefix.clone(),
+            (false, c) => format!("{}{c}", self.url_prefix),
+        }
+    }
+
+    /// The name an application has in logs and metrics: its file name in
+    /// the repository without `.wasm` (`hello`, `ROOT`, `shop#cart`),
+    /// after its tenant's domain.
+    pub(crate) fn app_name(&self, context: &str) -> String {
+        format!(
+            "{}{}",
+            self.name_prefix,
+            file_name_for_context(context).trim_end_matches(".wasm")
+        )
+    }
 }
 
 /// Serves `manifest` as the tenant's applications: compiles what is new
@@ -73,6 +114,7 @@ pub(crate) async fn apply(
     fresh: Vec<Arc<App>>,
 ) -> Result<Applied, String> {
     let _one_at_a_time = node.apply_lock.lock().await;
+    let place = Place::of(node, tenant)?;
     let revision = revision_ref(&manifest);
     let current = node.apps.load().tenant(tenant).cloned();
     if current
@@ -94,8 +136,9 @@ pub(crate) async fn apply(
         let (mut compiled, mut kept) = (0, 0);
         for (context, entry) in &manifest.apps {
             let limits = runtime_limits(&entry.limits);
+            let served_at = place.context(context);
             let same = |a: &&Arc<App>| {
-                a.sha256 == entry.sha256 && a.requested_limits == limits && a.context == *context
+                a.sha256 == entry.sha256 && a.requested_limits == limits && a.context == served_at
             };
             let reuse = current
                 .as_ref()
@@ -112,7 +155,7 @@ pub(crate) async fn apply(
                         .map_err(|e| format!("revision {number}: {context}: {e}"))?;
                     let loaded = worker
                         .runtime
-                        .load_with_limits(&app_name(context), context, &bytes, limits)
+                        .load_with_limits(&place.app_name(context), &served_at, &bytes, limits)
                         .map_err(|e| format!("revision {number}: {context}: {e}"))?;
                     compiled += 1;
                     Arc::new(loaded)
@@ -162,6 +205,14 @@ impl Node {
     pub(crate) async fn publish_revision(&self, tenant: TenantId, r: &RevisionRef) {
         if let Some(c) = self.cluster.get() {
             c.set(&revision_key(tenant), &r.to_string()).await;
+            c.set(&sync_error_key(tenant), "").await;
+        }
+    }
+
+    /// Tells the cluster this node no longer serves (or announces) `tenant`.
+    pub(crate) async fn withdraw_revision(&self, tenant: TenantId) {
+        if let Some(c) = self.cluster.get() {
+            c.set(&revision_key(tenant), "").await;
             c.set(&sync_error_key(tenant), "").await;
         }
     }
