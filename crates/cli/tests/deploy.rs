@@ -682,3 +682,70 @@ async fn the_svn_backend_deploys_and_rolls_back_through_svnserve() {
             .all(|l| !l.contains(&server.password)));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_passwd_changes_the_password_of_a_running_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let mgr = TestNode::start_with_env(
+        bin(),
+        dir,
+        "",
+        "[deployment_synchronizer]\nenabled = true\n",
+        &[],
+        &[],
+    );
+    // No password was given: one was made up and printed once, on stdout.
+    let line = mgr.process.wait_for_line("shown only this once", PATIENCE);
+    let first = line.rsplit(' ').next().unwrap().to_string();
+    assert!(mgr
+        .process
+        .output()
+        .iter()
+        .filter(|l| l.contains(&first))
+        .all(|l| l.contains("shown only this once")));
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&mgr.generated_cert_pem()).unwrap())
+        .build()
+        .unwrap();
+    let apps = format!("https://localhost:{}/api/v1/apps", mgr.https.port());
+    let status = |pw: String| {
+        let (client, apps) = (client.clone(), apps.clone());
+        async move {
+            client
+                .get(&apps)
+                .basic_auth("admin", Some(pw))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status(first.clone()).await, 200);
+    // `wharf admin passwd` on the manager's data directory.
+    let mut p = std::process::Command::new(bin())
+        .args(["admin", "passwd", "--password-stdin", "--config"])
+        .arg(mgr.dir.path().join("wharf.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(p.stdin.take().unwrap(), "a brand new admin password").unwrap();
+    assert!(p.wait().unwrap().success());
+    assert_eq!(status(first).await, 401, "the old password no longer works");
+    assert_eq!(status("a brand new admin password".into()).await, 200);
+    // Too short: refused, nothing changed.
+    let mut p = std::process::Command::new(bin())
+        .args(["admin", "passwd", "--password-stdin", "--config"])
+        .arg(mgr.dir.path().join("wharf.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(p.stdin.take().unwrap(), "short").unwrap();
+    let out = p.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12"));
+    assert_eq!(status("a brand new admin password".into()).await, 200);
+}
