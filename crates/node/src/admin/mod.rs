@@ -5,6 +5,7 @@
 
 mod api;
 pub mod auth;
+mod ops;
 mod rollout;
 pub mod tenant_store;
 mod tenants_api;
