@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use wharf_proto::gossip::{
-    tenant_of_key, RevisionRef, REVISION_PREFIX, SYNC_ERROR_PREFIX, TENANT_PREFIX,
+    tenant_of_key, AppCounts, RevisionRef, REVISION_PREFIX, STATS_PREFIX, SYNC_ERROR_PREFIX,
+    TENANT_PREFIX,
 };
 use wharf_proto::{TenantId, TenantSettings};
 
@@ -99,6 +100,8 @@ pub struct MemberInfo {
     pub sync_errors: BTreeMap<TenantId, String>,
     /// A manager's active tenants by domain: id, limits, configuration.
     pub tenants: BTreeMap<String, TenantSettings>,
+    /// Per tenant, what this member's applications have answered.
+    pub stats: BTreeMap<TenantId, AppCounts>,
     /// All configured properties, placeholders expanded.
     pub properties: BTreeMap<String, String>,
 }
@@ -131,6 +134,7 @@ impl MemberInfo {
             revisions: BTreeMap::new(),
             sync_errors: BTreeMap::new(),
             tenants: BTreeMap::new(),
+            stats: BTreeMap::new(),
             properties: BTreeMap::new(),
         }
     }
@@ -210,7 +214,14 @@ impl MemberInfo {
         let mut revisions = BTreeMap::new();
         let mut sync_errors = BTreeMap::new();
         let mut tenants = BTreeMap::new();
+        let mut stats = BTreeMap::new();
         for (k, v) in &map {
+            if let Some(t) = tenant_of_key(k, STATS_PREFIX) {
+                if let Ok(c) = serde_json::from_str::<AppCounts>(v) {
+                    stats.insert(t, c);
+                }
+                continue;
+            }
             if let Some(t) = tenant_of_key(k, REVISION_PREFIX) {
                 // An empty value withdraws the revision.
                 if !v.is_empty() {
@@ -252,6 +263,7 @@ impl MemberInfo {
             revisions,
             sync_errors,
             tenants,
+            stats,
             properties,
         })
     }
@@ -312,6 +324,7 @@ mod tests {
                 },
             )]),
             sync_errors: BTreeMap::from([(7, "revision 2: not a component".into())]),
+            stats: BTreeMap::from([(0, BTreeMap::from([("/hello".to_string(), (10, 1))]))]),
             tenants: BTreeMap::from([(
                 "example.com".into(),
                 TenantSettings {

@@ -390,6 +390,11 @@ pub async fn run_with(
             cluster.clone(),
             node.state_tx.subscribe(),
         ));
+        tokio::spawn(membership::publish_stats(
+            node.clone(),
+            cluster.clone(),
+            shutdown.clone(),
+        ));
         let _ = node.cluster.set(cluster);
         node.publish_tenants().await;
     }

@@ -58,6 +58,7 @@ pub(crate) async fn join(node: &Arc<Node>) -> Result<Cluster, NodeError> {
         revisions: Default::default(),
         sync_errors: Default::default(),
         tenants: Default::default(),
+        stats: Default::default(),
         properties,
     };
 
@@ -86,5 +87,51 @@ fn join_host(host: &str, port: u16) -> String {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
+    }
+}
+
+/// How often a node publishes what its applications have answered.
+const STATS_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Publishes, per tenant, the requests and 5xx answers of this node's
+/// applications (`stats:<tenant>`), for the console; only what changed.
+pub(crate) async fn publish_stats(
+    node: Arc<Node>,
+    cluster: Arc<Cluster>,
+    mut shutdown: wharf_net::ShutdownSignal,
+) {
+    let mut last: BTreeMap<wharf_proto::TenantId, String> = BTreeMap::new();
+    let mut tick = tokio::time::interval(STATS_PERIOD);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait() => return,
+        }
+        let served = node.apps.load_full();
+        let mut now: BTreeMap<wharf_proto::TenantId, String> = BTreeMap::new();
+        for (tenant, apps) in served.tenants() {
+            let counts: wharf_proto::gossip::AppCounts = apps
+                .table
+                .iter()
+                .map(|(c, a)| (c.to_string(), a.stats.get()))
+                .collect();
+            now.insert(
+                tenant,
+                serde_json::to_string(&counts).expect("counts serialize"),
+            );
+        }
+        for (tenant, value) in &now {
+            if last.get(tenant) != Some(value) {
+                cluster
+                    .set(&format!("{}{tenant}", wharf_proto::gossip::STATS_PREFIX), value)
+                    .await;
+            }
+        }
+        for gone in last.keys().filter(|t| !now.contains_key(t)) {
+            cluster
+                .set(&format!("{}{gone}", wharf_proto::gossip::STATS_PREFIX), "{}")
+                .await;
+        }
+        last = now;
     }
 }

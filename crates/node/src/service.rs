@@ -120,6 +120,7 @@ pub(crate) async fn handle(
             Ok(resp) => resp,
             Err(f) => failure_response(&f),
         };
+        app.stats.record(resp.status().as_u16());
         node.metrics.request(
             &tenant.domain,
             &app.name,
@@ -146,6 +147,7 @@ pub(crate) async fn handle(
         Ok(resp) => resp,
         Err(f) => failure_response(&f),
     };
+    app.stats.record(resp.status().as_u16());
     node.metrics.request(
         crate::metrics::SUPER_TENANT_LABEL,
         &app.name,

@@ -14,8 +14,14 @@ use std::fmt;
 pub const REVISION_PREFIX: &str = "rev:";
 /// Key prefix of a worker's last failed check-out, per tenant.
 pub const SYNC_ERROR_PREFIX: &str = "sync_error:";
-/// Key prefix of a tenant the manager knows: `tenant:<domain>` → id.
+/// Key prefix of a tenant the manager knows: `tenant:<domain>` → settings.
 pub const TENANT_PREFIX: &str = "tenant:";
+/// Key prefix of what a node's applications of one tenant have answered:
+/// `stats:<tenant id>` → `{"<context>": [requests, 5xx answers]}`.
+pub const STATS_PREFIX: &str = "stats:";
+
+/// Requests and 5xx answers by context path.
+pub type AppCounts = std::collections::BTreeMap<String, (u64, u64)>;
 
 /// A revision as gossiped: `<number>:<manifest sha256>`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

@@ -12,7 +12,7 @@ mod load;
 pub mod metrics;
 mod serve;
 
-pub use load::{sha256_hex, App, EffectiveLimits, Limits, LoadError};
+pub use load::{sha256_hex, App, AppStats, EffectiveLimits, Limits, LoadError};
 pub use serve::{BoxError, Failure, ResponseBody, Scheme, Scope, CONTEXT_PATH_HEADER};
 
 use engine::EpochTicker;

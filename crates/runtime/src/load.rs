@@ -26,6 +26,9 @@ pub struct App {
     pub limits: EffectiveLimits,
     /// The limits it asked for.
     pub requested_limits: Limits,
+    /// Requests answered, and how many of them with a 5xx, by this node
+    /// since the app was loaded.
+    pub stats: AppStats,
     pub(crate) pre: ProxyPre<Host>,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) label: Arc<str>,
@@ -38,6 +41,30 @@ impl std::fmt::Debug for App {
             .field("context", &self.context)
             .field("sha256", &self.sha256)
             .finish_non_exhaustive()
+    }
+}
+
+/// Counters of one loaded application (relaxed atomics: cheap on the
+/// request path, read now and then for the console).
+#[derive(Debug, Default)]
+pub struct AppStats {
+    requests: std::sync::atomic::AtomicU64,
+    errors: std::sync::atomic::AtomicU64,
+}
+
+impl AppStats {
+    pub fn record(&self, status: u16) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.requests.fetch_add(1, Relaxed);
+        if status >= 500 {
+            self.errors.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// (requests, 5xx answers).
+    pub fn get(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.requests.load(Relaxed), self.errors.load(Relaxed))
     }
 }
 
@@ -162,6 +189,7 @@ impl Runtime {
             permits: Arc::new(Semaphore::new(limits.max_instances as usize)),
             limits,
             requested_limits,
+            stats: AppStats::default(),
             label: Arc::from(name),
         })
     }
