@@ -12,8 +12,9 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 # Debian packages the tests use: the svn client and svnserve (the svn
 # repository backend), iproute2 (`ip netns` for the multi-host test), git
-# (`git http-backend` serves the git-over-HTTP test).
-packages=(subversion iproute2 git)
+# (`git http-backend` serves the git-over-HTTP test), Chromium and its
+# WebDriver (the console's browser test).
+packages=(subversion iproute2 git chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

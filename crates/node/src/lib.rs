@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod apps;
+mod console;
 mod hotdeploy;
 mod membership;
 pub mod metrics;
@@ -384,6 +385,11 @@ pub async fn run_with(
         "node listening"
     );
 
+    if node.config.server.worker_node {
+        tracing::info!("worker node: no management console and no admin API here; they are on the management node");
+    } else {
+        tracing::info!(console = %format!("{}/console/", node.urls.mgt_https_base()), "management console");
+    }
     if node.config.clustering.enabled {
         let cluster = Arc::new(membership::join(&node).await?);
         tokio::spawn(membership::follow_state(

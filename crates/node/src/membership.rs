@@ -123,13 +123,19 @@ pub(crate) async fn publish_stats(
         for (tenant, value) in &now {
             if last.get(tenant) != Some(value) {
                 cluster
-                    .set(&format!("{}{tenant}", wharf_proto::gossip::STATS_PREFIX), value)
+                    .set(
+                        &format!("{}{tenant}", wharf_proto::gossip::STATS_PREFIX),
+                        value,
+                    )
                     .await;
             }
         }
         for gone in last.keys().filter(|t| !now.contains_key(t)) {
             cluster
-                .set(&format!("{}{gone}", wharf_proto::gossip::STATS_PREFIX), "{}")
+                .set(
+                    &format!("{}{gone}", wharf_proto::gossip::STATS_PREFIX),
+                    "{}",
+                )
                 .await;
         }
         last = now;

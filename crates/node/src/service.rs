@@ -59,6 +59,9 @@ pub(crate) async fn handle(
     if under(path, "/api") {
         return crate::admin::handle(node, req, &scheme, peer).await;
     }
+    if under(path, "/console") || under(path, "/carbon") {
+        return crate::console::handle(node, req, &scheme, peer).await;
+    }
     if path.starts_with(wharf_deploy::remote::SYNC_PREFIX) {
         return crate::sync::endpoint::handle(&node, &req, &scheme).await;
     }

@@ -3,6 +3,7 @@
 //! real `wharf` binary, and waiting on conditions with a deadline.
 
 pub mod backend;
+pub mod browser;
 pub mod cluster;
 pub mod components;
 pub mod git_http;

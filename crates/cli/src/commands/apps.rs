@@ -44,24 +44,7 @@ pub enum Apps {
 }
 
 fn when(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    wharf_proto::api::utc(ms)
 }
 
 impl Apps {
@@ -77,13 +60,13 @@ impl Apps {
                 }
                 println!("revision {}", list.revision);
                 println!(
-                    "{:<24} {:>10}  {:<12}  {:<21} {:<10} WORKERS",
+                    "{:<24} {:>10}  {:<12}  {:<23} {:<10} WORKERS",
                     "CONTEXT", "SIZE", "SHA256", "DEPLOYED", "BY"
                 );
                 for a in &list.apps {
                     let serving = a.workers.iter().filter(|w| w.serving).count();
                     println!(
-                        "{:<24} {:>10}  {:<12}  {:<21} {:<10} {serving}/{} serving",
+                        "{:<24} {:>10}  {:<12}  {:<23} {:<10} {serving}/{} serving",
                         a.context,
                         a.size,
                         &a.sha256[..12.min(a.sha256.len())],
@@ -119,12 +102,12 @@ impl Apps {
                     return Ok(ExitCode::SUCCESS);
                 }
                 println!(
-                    "{:<9} {:<21} {:<12} {:<5} MESSAGE",
+                    "{:<9} {:<23} {:<12} {:<5} MESSAGE",
                     "REVISION", "CREATED", "AUTHOR", "APPS"
                 );
                 for r in &all {
                     println!(
-                        "{:<9} {:<21} {:<12} {:<5} {}{}",
+                        "{:<9} {:<23} {:<12} {:<5} {}{}",
                         r.revision,
                         when(r.created_at_ms),
                         r.author,
@@ -152,14 +135,5 @@ impl Apps {
                 finish(&client, change, &rollout)
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn times_read_as_utc_dates() {
-        assert_eq!(super::when(0), "1970-01-01 00:00:00Z");
-        assert_eq!(super::when(1_795_607_212_000), "2026-11-25 11:46:52Z");
     }
 }
