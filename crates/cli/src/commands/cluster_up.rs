@@ -352,6 +352,7 @@ impl Up {
             "\nWharf cluster is up: a load balancer, a manager and {workers} worker(s), in {dir}\n\n  \
              application  http://localhost:{hp}/greeter/\n               \
              https://localhost:{sp}/greeter/   (self-signed: curl --cacert {cert})\n  \
+             console      https://{MGT_HOST}:{sp}/console/   (the management console; trust {cert})\n  \
              manager      https://{MGT_HOST}:{sp}/api/v1   (admin API, through the load balancer)\n  \
              admin        user admin, password {admin_password}   (kept in {password_file})\n  \
              LB status    http://{lb_status}/lb/routes and /metrics\n  \
