@@ -185,6 +185,12 @@ impl MemberInfo {
                 .iter()
                 .map(|(t, e)| (format!("{SYNC_ERROR_PREFIX}{t}"), e.clone())),
         );
+        kv.extend(self.stats.iter().map(|(t, c)| {
+            (
+                format!("{STATS_PREFIX}{t}"),
+                serde_json::to_string(c).expect("counts serialize"),
+            )
+        }));
         kv.extend(self.tenants.iter().map(|(d, t)| {
             (
                 format!("{TENANT_PREFIX}{d}"),
