@@ -135,8 +135,11 @@ async fn the_console_in_a_real_browser() {
 
     // Signed in with the keyboard alone: the user field has the focus.
     c.goto(&format!("{base}/console/login")).await.unwrap();
-    let focused = c.active_element().await.unwrap();
-    assert_eq!(focused.attr("name").await.unwrap().as_deref(), Some("user"));
+    let focused = wait_until_async("the user field to have the focus", PATIENCE, || async {
+        let e = c.active_element().await.ok()?;
+        (e.attr("name").await.ok()?.as_deref() == Some("user")).then_some(e)
+    })
+    .await;
     focused
         .send_keys(&format!("admin{TAB}{ADMIN_PASSWORD}{ENTER}"))
         .await

@@ -528,10 +528,7 @@ async fn a_manager_killed_during_a_deploy_keeps_the_old_revision() {
     let extra = "[deployment_synchronizer]\nenabled = true\n";
     let env = [("WHARF_ADMIN_PASSWORD", ADMIN_PASSWORD)];
     let mgr = TestNode::start_with_env(bin(), dir, "", extra, &[], &env);
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&mgr.generated_cert_pem()).unwrap())
-        .build()
-        .unwrap();
+    let client = mgr.https_client();
     let api = format!("https://localhost:{}/api/v1", mgr.https.port());
     let r = client
         .post(format!("{api}/apps?context=/a"))
@@ -568,10 +565,7 @@ async fn a_manager_killed_during_a_deploy_keeps_the_old_revision() {
         (r.text().await.ok()? == "old\n").then_some(())
     })
     .await;
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&mgr.generated_cert_pem()).unwrap())
-        .build()
-        .unwrap();
+    let client = mgr.https_client();
     let history: serde_json::Value = client
         .get(format!(
             "https://localhost:{}/api/v1/revisions",
@@ -703,10 +697,7 @@ async fn admin_passwd_changes_the_password_of_a_running_manager() {
         .iter()
         .filter(|l| l.contains(&first))
         .all(|l| l.contains("shown only this once")));
-    let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&mgr.generated_cert_pem()).unwrap())
-        .build()
-        .unwrap();
+    let client = mgr.https_client();
     let apps = format!("https://localhost:{}/api/v1/apps", mgr.https.port());
     let status = |pw: String| {
         let (client, apps) = (client.clone(), apps.clone());

@@ -177,10 +177,7 @@ impl GitRepo {
     }
 
     pub fn manifest(&self, tenant: TenantId, revision: u64) -> Result<Manifest, RepoError> {
-        self.history(tenant)?
-            .into_iter()
-            .find(|m| m.revision == revision)
-            .ok_or(RepoError::NoSuchRevision(revision))
+        crate::find_revision(self.history(tenant)?, revision)
     }
 
     pub fn put_blob(&self, bytes: &[u8]) -> Result<String, RepoError> {

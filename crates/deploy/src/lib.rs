@@ -113,6 +113,14 @@ pub(crate) fn next_manifest(parent: u64, info: CommitInfo, apps: Apps) -> Manife
     }
 }
 
+/// Revision `revision` of a history.
+pub(crate) fn find_revision(history: Vec<Manifest>, revision: u64) -> Result<Manifest, RepoError> {
+    history
+        .into_iter()
+        .find(|m| m.revision == revision)
+        .ok_or(RepoError::NoSuchRevision(revision))
+}
+
 /// Checks `bytes` against the SHA-256 it is named by.
 pub(crate) fn check_blob(sha256: &str, bytes: &[u8], what: &str) -> Result<(), RepoError> {
     let got = sha256_hex(bytes);

@@ -116,6 +116,16 @@ impl TestNode {
         format!("http://{}{path}", self.status)
     }
 
+    /// An HTTPS client that trusts this node's generated certificate.
+    pub fn https_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(&self.generated_cert_pem()).expect("a PEM"),
+            )
+            .build()
+            .expect("a client")
+    }
+
     /// The generated certificate, for clients that must trust it.
     pub fn generated_cert_pem(&self) -> Vec<u8> {
         std::fs::read(self.data_dir().join("tls/cert.pem")).expect("generated cert")

@@ -6,6 +6,7 @@
 pub(crate) mod api;
 pub mod auth;
 pub(crate) mod ops;
+mod private_file;
 mod rollout;
 pub mod tenant_store;
 mod tenants_api;
@@ -129,8 +130,16 @@ where
         );
     }
     req.extensions_mut().insert(PeerAddr(peer));
-    let req = req.map(axum::body::Body::new);
-    let resp = match api::router(node).oneshot(req).await {
+    serve_router(api::router(node), req).await
+}
+
+/// Runs `req` through an axum `router` and hands back the node's body type.
+pub(crate) async fn serve_router<B>(router: axum::Router, req: Request<B>) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let resp = match router.oneshot(req.map(axum::body::Body::new)).await {
         Ok(r) => r,
         Err(never) => match never {},
     };

@@ -4,7 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use wharf_proto::api::TenantLimitsPatch;
@@ -89,20 +88,8 @@ impl TenantStore {
             path: self.path.display().to_string(),
             message: e.to_string(),
         };
-        let dir = self.path.parent().expect("tenants.json has a directory");
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let tmp = dir.join(format!(".tenants.json.tmp-{}", std::process::id()));
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let body = serde_json::to_vec_pretty(f).expect("tenants serialize");
-        let result = opts
-            .open(&tmp)
-            .and_then(|mut file| file.write_all(&body).and_then(|()| file.sync_all()))
-            .and_then(|()| std::fs::rename(&tmp, &self.path));
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        let result = super::private_file::write_private(&self.path, &body);
         result.map_err(err)
     }
 

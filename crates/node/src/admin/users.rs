@@ -8,7 +8,6 @@ use argon2::password_hash::{
 };
 use argon2::Argon2;
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -101,24 +100,12 @@ impl UserStore {
     }
 
     fn write(&self, users: Vec<UserRecord>) -> Result<(), UsersError> {
-        let dir = self.path.parent().expect("users.json has a directory");
-        std::fs::create_dir_all(dir).map_err(|e| self.err(e))?;
         let body = serde_json::to_vec_pretty(&UsersFile {
             version: FILE_VERSION,
             users,
         })
         .expect("users serialize");
-        let tmp = dir.join(format!(".users.json.tmp-{}", std::process::id()));
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let result = opts
-            .open(&tmp)
-            .and_then(|mut f| f.write_all(&body).and_then(|()| f.sync_all()))
-            .and_then(|()| std::fs::rename(&tmp, &self.path));
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        let result = super::private_file::write_private(&self.path, &body);
         result.map_err(|e| self.err(e))?;
         *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(())

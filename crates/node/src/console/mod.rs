@@ -22,7 +22,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use http::Request;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tower::ServiceExt;
 use wharf_runtime::{ResponseBody, Scheme};
 
 const SESSION_COOKIE: &str = "wharf_console";
@@ -194,14 +193,5 @@ where
         return r;
     }
     req.extensions_mut().insert(PeerAddr(peer));
-    let req = req.map(axum::body::Body::new);
-    let resp = match pages::router(node).oneshot(req).await {
-        Ok(r) => r,
-        Err(never) => match never {},
-    };
-    with_headers(resp.map(|b| {
-        use http_body_util::BodyExt;
-        b.map_err(|e| Box::new(e) as wharf_runtime::BoxError)
-            .boxed_unsync()
-    }))
+    with_headers(crate::admin::serve_router(pages::router(node), req).await)
 }
