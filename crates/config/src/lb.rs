@@ -60,6 +60,9 @@ pub struct LbSettings {
     /// Threads serving the proxy listeners, each with its own event loop
     /// and connection pool; 0 = one per CPU.
     pub workers: usize,
+    /// Serve plain-HTTP/1.1 requests on the proxy's own fast path (the
+    /// rest, and everything when off, on hyper).
+    pub fast_path: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -196,6 +199,7 @@ fn read_lb(mut r: Reader, base: &Path) -> LbSettings {
     }
     let pool_max_idle_per_member = r.u32_or("pool_max_idle_per_member", 256, 0, 100_000) as usize;
     let workers = r.u32_or("workers", 0, 0, 1024) as usize;
+    let fast_path = r.bool_or("fast_path", true);
 
     let mut t = r.table("http");
     let http = LbListener {
@@ -302,6 +306,7 @@ fn read_lb(mut r: Reader, base: &Path) -> LbSettings {
         access_log,
         pool_max_idle_per_member,
         workers,
+        fast_path,
     }
 }
 

@@ -107,27 +107,23 @@ pub struct ClientSide<'a> {
     pub port: u16,
 }
 
-/// Sets `X-Forwarded-For` (appended), `-Proto`, `-Host`, `-Port` and
-/// appends a `Forwarded` element (RFC 7239).
-pub fn add_forwarded(headers: &mut HeaderMap, c: &ClientSide<'_>) {
+/// The `X-Forwarded-For` and `Forwarded` values for a request that came
+/// with `prev_xff` and `prev_forwarded`: the client appended to each.
+pub fn forwarded_values(
+    prev_xff: Option<&str>,
+    prev_forwarded: Option<&str>,
+    c: &ClientSide<'_>,
+) -> (String, String) {
     use std::fmt::Write;
     let ip = c.peer.ip();
     let mut xff = String::with_capacity(48);
-    if let Some(prev) = headers
-        .get(&X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-        .filter(|p| !p.trim().is_empty())
-    {
+    if let Some(prev) = prev_xff.filter(|p| !p.trim().is_empty()) {
         xff.push_str(prev);
         xff.push_str(", ");
     }
     let _ = write!(xff, "{ip}");
     let mut forwarded = String::with_capacity(64 + c.host.len());
-    if let Some(prev) = headers
-        .get(header::FORWARDED)
-        .and_then(|v| v.to_str().ok())
-        .filter(|p| !p.trim().is_empty())
-    {
+    if let Some(prev) = prev_forwarded.filter(|p| !p.trim().is_empty()) {
         forwarded.push_str(prev);
         forwarded.push_str(", ");
     }
@@ -139,6 +135,17 @@ pub fn add_forwarded(headers: &mut HeaderMap, c: &ClientSide<'_>) {
     let _ = write!(forwarded, ";proto={};host=\"", c.proto);
     forwarded.extend(c.host.chars().filter(|ch| *ch != '"' && *ch != '\\'));
     forwarded.push('"');
+    (xff, forwarded)
+}
+
+/// Sets `X-Forwarded-For` (appended), `-Proto`, `-Host`, `-Port` and
+/// appends a `Forwarded` element (RFC 7239).
+pub fn add_forwarded(headers: &mut HeaderMap, c: &ClientSide<'_>) {
+    let (xff, forwarded) = forwarded_values(
+        headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()),
+        headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()),
+        c,
+    );
     let mut set = |name: &HeaderName, v: HeaderValue| {
         headers.insert(name.clone(), v);
     };

@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod body;
+mod fast;
 pub mod headers;
 mod health;
 pub mod metrics;
@@ -535,7 +536,7 @@ fn proxy_workers(
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (state, shutdown) = (state.clone(), shutdown.clone());
-        let (grace, idle) = (s.shutdown_grace, s.socket_timeout);
+        let (grace, idle, fast_path) = (s.shutdown_grace, s.socket_timeout, s.fast_path);
         std::thread::Builder::new()
             .name(format!("wharf-lb-{i}"))
             .spawn(move || {
@@ -559,17 +560,29 @@ fn proxy_workers(
                                 return None;
                             }
                         };
+                        let fast = fast_path && tls.is_none();
                         let mut opts = ServeOptions::new(name, tls, grace);
                         opts.idle_timeout = idle;
                         opts.strict_framing = true;
                         let info = proxy::Listener { proto: name, port };
-                        let state = state.clone();
-                        Some(wharf_net::serve(
-                            l,
-                            opts,
-                            move |req, peer| proxy::handle(state.clone(), req, peer, info),
-                            shutdown.clone(),
-                        ))
+                        let handler = {
+                            let state = state.clone();
+                            move |req, peer| proxy::handle(state.clone(), req, peer, info)
+                        };
+                        let takeover = {
+                            let (state, shutdown) = (state.clone(), shutdown.clone());
+                            move |stream, peer| {
+                                fast::serve(stream, peer, state.clone(), info, shutdown.clone())
+                            }
+                        };
+                        let shutdown = shutdown.clone();
+                        Some(Box::pin(async move {
+                            if fast {
+                                wharf_net::serve_with_takeover(l, opts, handler, takeover, shutdown).await
+                            } else {
+                                wharf_net::serve(l, opts, handler, shutdown).await
+                            }
+                        }))
                     });
                     futures::future::join_all(servers).await.into_iter().sum::<usize>()
                 });

@@ -125,6 +125,23 @@ impl Books<'_> {
     }
 }
 
+/// Why a request has no route, for the client.
+pub(crate) fn no_route_message(e: &NoRoute) -> String {
+    match e {
+        NoRoute::UnknownHost(h) => format!("no service is configured for host {h}"),
+        NoRoute::UnknownTenant(t) => format!("no such tenant: {t}"),
+        NoRoute::TenantOutOfRange(t) => format!("no cluster serves tenant {t}"),
+    }
+}
+
+pub(crate) fn no_member_message(key: &crate::routes::PoolKey) -> String {
+    format!("no live member in {key}; try again shortly")
+}
+
+pub(crate) fn none_answered_message(key: &crate::routes::PoolKey) -> String {
+    format!("no member of {key} answered")
+}
+
 fn idempotent(m: &Method) -> bool {
     matches!(
         *m,
@@ -183,21 +200,7 @@ pub async fn handle(
     let uri = req.uri().clone();
     let routed = match active.routes.route(&host, uri.path(), &state.tenants) {
         Ok(r) => r,
-        Err(NoRoute::UnknownHost(h)) => {
-            return books.local(text(
-                StatusCode::NOT_FOUND,
-                &format!("no service is configured for host {h}"),
-            ))
-        }
-        Err(NoRoute::UnknownTenant(t)) => {
-            return books.local(text(StatusCode::NOT_FOUND, &format!("no such tenant: {t}")))
-        }
-        Err(NoRoute::TenantOutOfRange(t)) => {
-            return books.local(text(
-                StatusCode::NOT_FOUND,
-                &format!("no cluster serves tenant {t}"),
-            ))
-        }
+        Err(e) => return books.local(text(StatusCode::NOT_FOUND, &no_route_message(&e))),
     };
     let service = &routed.route.service;
     books.metrics = service
@@ -209,10 +212,7 @@ pub async fn handle(
     let key = &routed.target.pool;
     let pools = state.pools.load();
     let no_member = || {
-        let mut r = text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("no live member in {key}; try again shortly"),
-        );
+        let mut r = text(StatusCode::SERVICE_UNAVAILABLE, &no_member_message(key));
         r.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         r
@@ -265,10 +265,7 @@ pub async fn handle(
             if tried.is_empty() {
                 return books.local(no_member());
             }
-            return books.local(text(
-                StatusCode::BAD_GATEWAY,
-                &format!("no member of {key} answered"),
-            ));
+            return books.local(text(StatusCode::BAD_GATEWAY, &none_answered_message(key)));
         };
         let guard = backend.start();
         let mut up = Request::new(match &body {
@@ -349,10 +346,7 @@ pub async fn handle(
                     state.metrics.retries.get_or_create(&pool_labels(key)).inc();
                     continue;
                 }
-                return books.local(text(
-                    StatusCode::BAD_GATEWAY,
-                    &format!("no member of {key} answered"),
-                ));
+                return books.local(text(StatusCode::BAD_GATEWAY, &none_answered_message(key)));
             }
         }
     };
@@ -423,7 +417,7 @@ pub async fn handle(
     Response::from_parts(rparts, body.boxed_unsync())
 }
 
-fn error_labels(key: &crate::routes::PoolKey, kind: &str) -> UpstreamErrorLabels {
+pub(crate) fn error_labels(key: &crate::routes::PoolKey, kind: &str) -> UpstreamErrorLabels {
     let p = pool_labels(key);
     UpstreamErrorLabels {
         domain: p.domain,

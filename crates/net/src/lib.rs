@@ -3,9 +3,11 @@
 //! an HTTP/1.1 + HTTP/2 accept loop with graceful shutdown.
 
 pub mod framing;
+pub mod prefixed;
 pub mod server;
 pub mod shutdown;
 pub mod tls;
 
-pub use server::{serve, ServeOptions};
+pub use prefixed::Prefixed;
+pub use server::{serve, serve_with_takeover, ServeOptions};
 pub use shutdown::{Shutdown, ShutdownSignal};

@@ -1,6 +1,7 @@
 //! The accept loop: plain or TLS, HTTP/1.1 and HTTP/2, graceful shutdown.
 
 use crate::framing::Guarded;
+use crate::prefixed::Prefixed;
 use crate::shutdown::ShutdownSignal;
 use bytes::Bytes;
 use http::{Request, Response};
@@ -12,7 +13,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -57,7 +58,7 @@ pub async fn serve<H, F, B>(
     listener: TcpListener,
     opts: ServeOptions,
     handler: H,
-    mut shutdown: ShutdownSignal,
+    shutdown: ShutdownSignal,
 ) -> usize
 where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
@@ -65,6 +66,56 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    serve_inner(listener, opts, handler, None::<NoTakeover>, shutdown).await
+}
+
+/// What a plain-HTTP connection's own handler gives back: `None` when it
+/// served the connection to its end, or the connection (with what it read
+/// and did not use put back in front) for hyper to serve from there on.
+pub type Handback = Option<Prefixed<TcpStream>>;
+
+type NoTakeover = fn(TcpStream, SocketAddr) -> std::future::Ready<Handback>;
+
+/// Like [`serve`], but each plain-HTTP connection is first given to
+/// `takeover`, which may serve requests itself (a proxy's fast path) and
+/// hands the connection back, at a request boundary, for hyper to serve
+/// what it will not. `takeover` must stop at a request boundary once
+/// `shutdown` fires; its connections count in the grace period like any.
+pub async fn serve_with_takeover<H, F, B, T, TF>(
+    listener: TcpListener,
+    opts: ServeOptions,
+    handler: H,
+    takeover: T,
+    shutdown: ShutdownSignal,
+) -> usize
+where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    T: Fn(TcpStream, SocketAddr) -> TF + Clone + Send + Sync + 'static,
+    TF: Future<Output = Handback> + Send + 'static,
+{
+    serve_inner(listener, opts, handler, Some(takeover), shutdown).await
+}
+
+async fn serve_inner<H, F, B, T, TF>(
+    listener: TcpListener,
+    opts: ServeOptions,
+    handler: H,
+    takeover: Option<T>,
+    mut shutdown: ShutdownSignal,
+) -> usize
+where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    T: Fn(TcpStream, SocketAddr) -> TF + Clone + Send + Sync + 'static,
+    TF: Future<Output = Handback> + Send + 'static,
+{
+    // Connections served by `takeover` (hyper's are counted by `graceful`).
+    let taken = Arc::new(Taken::default());
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     if let Some(idle) = opts.idle_timeout {
@@ -98,13 +149,22 @@ where
         let tls = opts.tls.clone();
         let name = opts.name;
         let strict = opts.strict_framing;
+        let takeover = takeover.clone();
+        let taken = taken.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let fut = handler(req, peer);
                 async move { Ok::<_, std::convert::Infallible>(fut.await) }
             });
-            let result = match tls {
-                None => {
+            let result = match (tls, takeover) {
+                (None, Some(takeover)) => {
+                    let handback = {
+                        let _counted = taken.enter();
+                        takeover(stream, peer).await
+                    };
+                    let Some(stream) = handback else {
+                        return;
+                    };
                     watcher
                         .watch(
                             builder
@@ -116,7 +176,19 @@ where
                         )
                         .await
                 }
-                Some(acceptor) => {
+                (None, None) => {
+                    watcher
+                        .watch(
+                            builder
+                                .serve_connection_with_upgrades(
+                                    TokioIo::new(Guarded::new(stream, strict)),
+                                    service,
+                                )
+                                .into_owned(),
+                        )
+                        .await
+                }
+                (Some(acceptor), _) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             // HTTP/2 has no such ambiguity to follow.
@@ -147,12 +219,59 @@ where
         });
     }
     drop(listener);
-    let open = graceful.count();
+    let hyper_open = graceful.count();
+    let finished = async {
+        tokio::join!(graceful.shutdown(), taken.all_done());
+    };
     tokio::select! {
-        _ = graceful.shutdown() => 0,
+        _ = finished => 0,
         _ = tokio::time::sleep(opts.grace) => {
+            let open = hyper_open + taken.count();
             tracing::warn!(listener = opts.name, open, "grace period over; closing connections still open");
             open
+        }
+    }
+}
+
+/// Connections served by a takeover handler, counted for the grace period.
+#[derive(Default)]
+struct Taken {
+    open: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+struct Entered<'a>(&'a Taken);
+
+impl Taken {
+    fn enter(&self) -> Entered<'_> {
+        self.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Entered(self)
+    }
+
+    fn count(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn all_done(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        if self
+            .0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            self.0.idle.notify_waiters();
         }
     }
 }
