@@ -432,6 +432,25 @@ async fn tenant_ranges_route_each_tenant_to_its_own_cluster() {
             format!("https://localhost:{}/api/v1", m.https.port()),
         )
     };
+    // Each manager sees its worker before deploying (else: 503, no worker).
+    for (m, domain) in [(&m1, "cluster.one"), (&m2, "cluster.two")] {
+        let url = m.status_url("/cluster/members");
+        wait_until_async(
+            &format!("{domain}'s manager to see its worker"),
+            PATIENCE,
+            || async {
+                let members: Value = reqwest::get(&url).await.ok()?.json().await.ok()?;
+                members
+                    .as_array()?
+                    .iter()
+                    .any(|x| {
+                        x["role"] == "worker" && x["domain"] == domain && x["state"] == "ready"
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
+    }
     let mut ids = vec![];
     for (m, domain, text) in [
         (&m1, "one.example", "cluster one\n"),

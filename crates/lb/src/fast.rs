@@ -635,7 +635,7 @@ async fn exchange(
                 },
                 Err(e) => return Err(Failed::Reset(e.to_string())),
             }
-            while let Some(n) = head_end(&rbuf) {
+            while let Some(n) = head_end(rbuf) {
                 match parse_response(&rbuf[..n], head_request) {
                     Ok(Some(head)) => return Ok((conn, head, n)),
                     // An interim response: dropped, the real one follows.

@@ -160,8 +160,24 @@ impl TestCluster {
         Some((status, r.text().await.ok()?))
     }
 
-    /// Waits until the LB routes to `workers` ready workers and the manager.
+    /// Waits until the LB routes to `workers` ready workers and the manager,
+    /// and the manager sees them too (a deploy counts the workers it sees).
     pub async fn wait_ready(&self, workers: usize) {
+        let members = self.manager.status_url("/cluster/members");
+        crate::wait_until_async(
+            &format!("the manager to see {workers} ready workers"),
+            PATIENCE,
+            || async {
+                let m: serde_json::Value = reqwest::get(&members).await.ok()?.json().await.ok()?;
+                let ready = m
+                    .as_array()?
+                    .iter()
+                    .filter(|x| x["role"] == "worker" && x["state"] == "ready")
+                    .count();
+                (ready == workers).then_some(())
+            },
+        )
+        .await;
         let status = self.lb.status_url("/lb/routes");
         crate::wait_until_async(
             &format!("the LB to route to the manager and {workers} workers"),
