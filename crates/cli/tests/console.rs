@@ -308,6 +308,7 @@ async fn the_console_in_a_real_browser() {
     worker
         .process
         .wait_for_line("no management console", PATIENCE);
+    browser.close().await;
     for n in 1..=12 {
         let any = std::fs::read_dir(&shots).unwrap().flatten().any(|e| {
             e.file_name()

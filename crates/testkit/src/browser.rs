@@ -7,6 +7,7 @@ use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -31,6 +32,8 @@ impl Browser {
     pub async fn start(host_rules: &str) -> Browser {
         let mut driver = Command::new(CHROMEDRIVER)
             .arg("--port=0")
+            // Its own process group: the browsers it starts go with it.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -91,8 +94,19 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// Ends the session (Chromium quits), then the driver.
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The driver and every browser it started (one process group).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
