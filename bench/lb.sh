@@ -5,6 +5,8 @@
 #
 #   bench/lb.sh                     # 3 rounds of wrk -t2 -c64 -d10s each
 #   ROUNDS=5 DURATION=20s bench/lb.sh
+#   WHARF_ALT=/tmp/wharf-old bench/lb.sh   # also run another wharf build
+#                                          # ("wharf-alt") for an A/B
 #
 # The backend is an nginx (1 worker) answering a fixed 23-byte body, so
 # that the proxies, not the backend, are what is compared. Everything shares
@@ -39,6 +41,7 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 backend_port=$(free_port); wharf_port=$(free_port); nginx_port=$(free_port); haproxy_port=$(free_port)
+alt_port=$(free_port)
 mkdir -p "$work/backend" "$work/nginx"
 
 # The backend.
@@ -87,6 +90,10 @@ format = "off"
 enabled = false
 TOML
 WHARF_LOG=warn TOKIO_WORKER_THREADS=2 "$bin/wharf" lb --config "$work/lb.toml" >"$work/wharf.log" 2>&1 &
+if [ -n "${WHARF_ALT:-}" ]; then
+  sed -e "s#$work/lbdata#$work/altdata#" -e "s/^port = $wharf_port\$/port = $alt_port/" "$work/lb.toml" >"$work/alt.toml"
+  WHARF_LOG=warn TOKIO_WORKER_THREADS=2 "$WHARF_ALT" lb --config "$work/alt.toml" >"$work/wharf-alt.log" 2>&1 &
+fi
 
 # nginx as a reverse proxy.
 cat > "$work/nginx/nginx.conf" <<CONF
@@ -138,7 +145,7 @@ CONF
 "$HAPROXY" -D -f "$work/haproxy.cfg"
 
 url() { echo "http://127.0.0.1:$1/"; }
-for port in $backend_port $wharf_port $nginx_port $haproxy_port; do
+for port in $backend_port $wharf_port $nginx_port $haproxy_port ${WHARF_ALT:+$alt_port}; do
   for _ in $(seq 1 200); do curl -sf "$(url "$port")" >/dev/null && break; sleep 0.1; done
   curl -sf "$(url "$port")" | grep -q "hello from the backend" || { echo "not serving on $port"; cat "$work"/*.log "$work"/*/error.log 2>/dev/null; exit 1; }
 done
@@ -154,8 +161,8 @@ run() {
   echo "$rps $p50 $p99 ${errs:-}"
 }
 
-names="wharf nginx haproxy"
-port_of() { case $1 in wharf) echo "$wharf_port";; nginx) echo "$nginx_port";; haproxy) echo "$haproxy_port";; esac; }
+names="wharf ${WHARF_ALT:+wharf-alt }nginx haproxy"
+port_of() { case $1 in wharf) echo "$wharf_port";; wharf-alt) echo "$alt_port";; nginx) echo "$nginx_port";; haproxy) echo "$haproxy_port";; esac; }
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS interleaved rounds, $(nproc) cores shared by wrk, the proxies and the backend"
 printf '%-6s %-10s %12s %10s %10s\n' round proxy req/s p50_ms p99_ms
 : >"$work/results"

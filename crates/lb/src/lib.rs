@@ -155,18 +155,13 @@ pub struct Listeners {
 impl Listeners {
     pub async fn bind(s: &LbSettings) -> Result<Listeners, LbError> {
         async fn one(listener: &'static str, addr: SocketAddr) -> Result<TcpListener, LbError> {
-            // A plain bind first: `SO_REUSEPORT` alone would let this
-            // process share a port another load balancer of the same user
-            // is listening on, instead of saying that it is busy.
-            let err = |source| LbError::Bind {
-                listener,
-                addr,
-                source,
-            };
-            let probe = std::net::TcpListener::bind(addr).map_err(err)?;
-            let bound = probe.local_addr().map_err(err)?;
-            drop(probe);
-            bind_shared(bound).map_err(err)
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| LbError::Bind {
+                    listener,
+                    addr,
+                    source,
+                })
         }
         Ok(Listeners {
             http: one("http", s.http_addr()).await?,
@@ -174,21 +169,6 @@ impl Listeners {
             status: one("status", s.status_addr()).await?,
         })
     }
-}
-
-/// Binds with `SO_REUSEPORT`, so that each proxy worker thread can bind
-/// its own socket on the same address and the kernel spreads connections
-/// evenly over them. (Only processes of the same user may share the port.)
-fn bind_shared(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.set_reuseport(true)?;
-    socket.bind(addr)?;
-    socket.listen(1024)
 }
 
 /// What a reload replaces: routes and settings.
@@ -500,8 +480,10 @@ pub async fn run(
 }
 
 /// Starts `workers` threads, each with its own single-threaded event loop
-/// serving every proxy listener (the listening sockets are shared; the
-/// kernel hands each connection to one of them). Each resolves to the
+/// serving both proxy listeners, and one acceptor thread that deals the
+/// connections out to them in turn: an even share for every loop (the
+/// kernel's `SO_REUSEPORT` hash left one loop with more connections than
+/// another, and its requests waited longer). Each worker resolves to the
 /// number of connections it had to cut off when the grace period ran out.
 fn proxy_workers(
     workers: usize,
@@ -510,30 +492,77 @@ fn proxy_workers(
     listeners: [(TcpListener, Option<TlsAcceptor>, &'static str); 2],
     shutdown: ShutdownSignal,
 ) -> std::io::Result<Vec<tokio::sync::oneshot::Receiver<usize>>> {
-    // Worker 0 serves the listeners bound at start; the others bind their
-    // own sockets on the same addresses (SO_REUSEPORT).
-    let mut first = vec![];
-    let mut addrs = vec![];
+    type Handed = (std::net::TcpStream, SocketAddr);
+    let mut accepting = vec![];
+    // Per worker: a channel per listener.
+    let mut inboxes: Vec<Vec<tokio::sync::mpsc::Receiver<Handed>>> =
+        (0..workers).map(|_| vec![]).collect();
+    let mut served = vec![];
     for (l, tls, name) in listeners {
         let addr = l.local_addr()?;
-        addrs.push((addr, tls.clone(), name));
-        first.push((Some(l.into_std()?), addr, tls, name));
+        let mut senders = vec![];
+        for inbox in inboxes.iter_mut() {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Handed>(1024);
+            senders.push(tx);
+            inbox.push(rx);
+        }
+        accepting.push((l.into_std()?, senders, name));
+        served.push((addr, tls, name));
     }
-    let mut done = vec![];
-    for i in 0..workers {
-        let mine: Vec<(
-            Option<std::net::TcpListener>,
-            SocketAddr,
-            Option<TlsAcceptor>,
-            &'static str,
-        )> = if i == 0 {
-            std::mem::take(&mut first)
-        } else {
-            addrs
-                .iter()
-                .map(|(a, t, n)| (None, *a, t.clone(), *n))
-                .collect()
+
+    // The acceptor.
+    {
+        let shutdown = shutdown.clone();
+        // Built here so that a failure is the caller's error, not a
+        // load balancer whose workers never get a connection.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let accepting = {
+            let _in = rt.enter();
+            accepting
+                .into_iter()
+                .map(|(l, senders, name)| Ok((TcpListener::from_std(l)?, senders, name)))
+                .collect::<std::io::Result<Vec<_>>>()?
         };
+        std::thread::Builder::new()
+            .name("wharf-lb-accept".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    let loops = accepting.into_iter().map(|(l, senders, name)| {
+                        let mut shutdown = shutdown.clone();
+                        async move {
+                            let mut next = 0;
+                            loop {
+                                let accepted = tokio::select! {
+                                    a = l.accept() => a,
+                                    _ = shutdown.wait() => return,
+                                };
+                                let (stream, peer) = match accepted {
+                                    Ok(v) => v,
+                                    Err(e) => {
+                                        tracing::warn!(listener = name, error = %e, "accept failed");
+                                        tokio::time::sleep(Duration::from_millis(50)).await;
+                                        continue;
+                                    }
+                                };
+                                let Ok(stream) = stream.into_std() else { continue };
+                                let to = &senders[next % senders.len()];
+                                next = next.wrapping_add(1);
+                                if to.send((stream, peer)).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    });
+                    futures::future::join_all(loops).await;
+                });
+            })?;
+    }
+
+    let mut done = vec![];
+    for (i, inbox) in inboxes.into_iter().enumerate() {
+        let mine: Vec<_> = inbox.into_iter().zip(served.iter().cloned()).collect();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (state, shutdown) = (state.clone(), shutdown.clone());
         let (grace, idle, fast_path) = (s.shutdown_grace, s.socket_timeout, s.fast_path);
@@ -551,20 +580,15 @@ fn proxy_workers(
                     }
                 };
                 let open = rt.block_on(async move {
-                    let servers = mine.into_iter().filter_map(|(l, addr, tls, name)| {
-                        let port = addr.port();
-                        let l = match l.map_or_else(|| bind_shared(addr), TcpListener::from_std) {
-                            Ok(l) => l,
-                            Err(e) => {
-                                tracing::error!(listener = name, error = %e, "cannot use the listener");
-                                return None;
-                            }
-                        };
+                    let servers = mine.into_iter().map(|(rx, (addr, tls, name))| {
                         let fast = fast_path && tls.is_none();
                         let mut opts = ServeOptions::new(name, tls, grace);
                         opts.idle_timeout = idle;
                         opts.strict_framing = true;
-                        let info = proxy::Listener { proto: name, port };
+                        let info = proxy::Listener {
+                            proto: name,
+                            port: addr.port(),
+                        };
                         let handler = {
                             let state = state.clone();
                             move |req, peer| proxy::handle(state.clone(), req, peer, info)
@@ -576,15 +600,22 @@ fn proxy_workers(
                             }
                         };
                         let shutdown = shutdown.clone();
-                        Some(Box::pin(async move {
+                        let conns = wharf_net::Connections::Handed(rx);
+                        async move {
                             if fast {
-                                wharf_net::serve_with_takeover(l, opts, handler, takeover, shutdown).await
+                                wharf_net::serve_with_takeover(
+                                    conns, opts, handler, takeover, shutdown,
+                                )
+                                .await
                             } else {
-                                wharf_net::serve(l, opts, handler, shutdown).await
+                                wharf_net::serve_handed(conns, opts, handler, shutdown).await
                             }
-                        }))
+                        }
                     });
-                    futures::future::join_all(servers).await.into_iter().sum::<usize>()
+                    futures::future::join_all(servers)
+                        .await
+                        .into_iter()
+                        .sum::<usize>()
                 });
                 let _ = tx.send(open);
             })?;

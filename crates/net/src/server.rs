@@ -66,7 +66,35 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    serve_inner(listener, opts, handler, None::<NoTakeover>, shutdown).await
+    serve_inner(
+        Connections::Listener(listener),
+        opts,
+        handler,
+        None::<NoTakeover>,
+        shutdown,
+    )
+    .await
+}
+
+/// Where a server's connections come from: its own listener, or connections
+/// another task accepted and handed over (so that one acceptor can spread
+/// them evenly over several event loops).
+pub enum Connections {
+    Listener(TcpListener),
+    Handed(tokio::sync::mpsc::Receiver<(std::net::TcpStream, SocketAddr)>),
+}
+
+impl Connections {
+    /// The next connection; `None` when handed connections have ended.
+    async fn next(&mut self) -> Option<std::io::Result<(TcpStream, SocketAddr)>> {
+        match self {
+            Connections::Listener(l) => Some(l.accept().await),
+            Connections::Handed(rx) => {
+                let (stream, peer) = rx.recv().await?;
+                Some(TcpStream::from_std(stream).map(|s| (s, peer)))
+            }
+        }
+    }
 }
 
 /// What a plain-HTTP connection's own handler gives back: `None` when it
@@ -82,7 +110,7 @@ type NoTakeover = fn(TcpStream, SocketAddr) -> std::future::Ready<Handback>;
 /// what it will not. `takeover` must stop at a request boundary once
 /// `shutdown` fires; its connections count in the grace period like any.
 pub async fn serve_with_takeover<H, F, B, T, TF>(
-    listener: TcpListener,
+    connections: Connections,
     opts: ServeOptions,
     handler: H,
     takeover: T,
@@ -96,11 +124,27 @@ where
     T: Fn(TcpStream, SocketAddr) -> TF + Clone + Send + Sync + 'static,
     TF: Future<Output = Handback> + Send + 'static,
 {
-    serve_inner(listener, opts, handler, Some(takeover), shutdown).await
+    serve_inner(connections, opts, handler, Some(takeover), shutdown).await
+}
+
+/// Like [`serve`], for connections accepted elsewhere and handed over.
+pub async fn serve_handed<H, F, B>(
+    connections: Connections,
+    opts: ServeOptions,
+    handler: H,
+    shutdown: ShutdownSignal,
+) -> usize
+where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    serve_inner(connections, opts, handler, None::<NoTakeover>, shutdown).await
 }
 
 async fn serve_inner<H, F, B, T, TF>(
-    listener: TcpListener,
+    mut connections: Connections,
     opts: ServeOptions,
     handler: H,
     takeover: Option<T>,
@@ -129,9 +173,10 @@ where
     let builder = Arc::new(builder);
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(v) => v,
-                Err(e) => {
+            accepted = connections.next() => match accepted {
+                None => break,
+                Some(Ok(v)) => v,
+                Some(Err(e)) => {
                     // Out of file descriptors and the like: back off briefly
                     // rather than spin.
                     tracing::warn!(listener = opts.name, error = %e, "accept failed");
@@ -218,7 +263,7 @@ where
             }
         });
     }
-    drop(listener);
+    drop(connections);
     let hyper_open = graceful.count();
     let finished = async {
         tokio::join!(graceful.shutdown(), taken.all_done());
