@@ -90,9 +90,11 @@ format = "off"
 enabled = false
 TOML
 WHARF_LOG=warn TOKIO_WORKER_THREADS=2 "$bin/wharf" lb --config "$work/lb.toml" >"$work/wharf.log" 2>&1 &
+echo $! >"$work/wharf.pid"
 if [ -n "${WHARF_ALT:-}" ]; then
   sed -e "s#$work/lbdata#$work/altdata#" -e "s/^port = $wharf_port\$/port = $alt_port/" "$work/lb.toml" >"$work/alt.toml"
   WHARF_LOG=warn TOKIO_WORKER_THREADS=2 "$WHARF_ALT" lb --config "$work/alt.toml" >"$work/wharf-alt.log" 2>&1 &
+  echo $! >"$work/wharf-alt.pid"
 fi
 
 # nginx as a reverse proxy.
@@ -151,37 +153,53 @@ for port in $backend_port $wharf_port $nginx_port $haproxy_port ${WHARF_ALT:+$al
 done
 
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
+# CPU time (clock ticks, user + system, every thread) of a proxy's
+# processes: the pid in its pid file and that process's children (nginx's
+# workers).
+ticks() {
+  local main; main=$(cat "$work/$1.pid")
+  for p in $main $(cat /proc/"$main"/task/*/children 2>/dev/null); do
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' /proc/"$p"/stat 2>/dev/null
+  done | awk '{ t += $1 } END { print t + 0 }'
+}
+hz=$(getconf CLK_TCK)
 run() {
+  local before; before=$(ticks "$2")
   local out; out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$1")
-  local rps p50 p99 errs
+  local after; after=$(ticks "$2")
+  local rps p50 p99 errs requests cpu
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  cpu=$(awk -v t=$((after - before)) -v n="$requests" -v hz="$hz" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(to_ms "$(echo "$out" | awk '$1=="50%" {print $2}')")
   p99=$(to_ms "$(echo "$out" | awk '$1=="99%" {print $2}')")
   errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')
-  echo "$rps $p50 $p99 ${errs:-}"
+  echo "$rps $p50 $p99 $cpu ${errs:-}"
 }
 
 names="wharf ${WHARF_ALT:+wharf-alt }nginx haproxy"
 port_of() { case $1 in wharf) echo "$wharf_port";; wharf-alt) echo "$alt_port";; nginx) echo "$nginx_port";; haproxy) echo "$haproxy_port";; esac; }
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS interleaved rounds, $(nproc) cores shared by wrk, the proxies and the backend"
-printf '%-6s %-10s %12s %10s %10s\n' round proxy req/s p50_ms p99_ms
+echo "cpu_us/req: the proxy's own CPU time (user + system, all its threads or processes) per request"
+printf '%-6s %-10s %12s %10s %10s %11s\n' round proxy req/s p50_ms p99_ms cpu_us/req
 : >"$work/results"
 for r in $(seq 1 "$ROUNDS"); do
   for name in $names; do
-    read -r rps p50 p99 errs < <(run "$(url "$(port_of "$name")")")
-    printf '%-6s %-10s %12s %10s %10s %s\n' "$r" "$name" "$rps" "$p50" "$p99" "$errs"
-    echo "$name $rps $p50 $p99" >>"$work/results"
+    read -r rps p50 p99 cpu errs < <(run "$(url "$(port_of "$name")")" "$name")
+    printf '%-6s %-10s %12s %10s %10s %11s %s\n' "$r" "$name" "$rps" "$p50" "$p99" "$cpu" "$errs"
+    echo "$name $rps $p50 $p99 $cpu" >>"$work/results"
   done
 done
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 m() { awk -v n="$1" -v c="$2" '$1==n {print $c}' "$work/results" | median; }
 echo
-printf '%-10s %12s %10s %10s\n' median req/s p50_ms p99_ms
-for name in $names; do printf '%-10s %12s %10s %10s\n' "$name" "$(m "$name" 2)" "$(m "$name" 3)" "$(m "$name" 4)"; done
+printf '%-10s %12s %10s %10s %11s\n' median req/s p50_ms p99_ms cpu_us/req
+for name in $names; do printf '%-10s %12s %10s %10s %11s\n' "$name" "$(m "$name" 2)" "$(m "$name" 3)" "$(m "$name" 4)" "$(m "$name" 5)"; done
 for peer in nginx haproxy; do
   awk -v a="$(m wharf 2)" -v b="$(m "$peer" 2)" -v p="$(m wharf 4)" -v q="$(m "$peer" 4)" -v n="$peer" \
-    'BEGIN { printf "ratio wharf/%s: req/s %.2fx, p99 %.2fx\n", n, a/b, p/q }'
+    -v c="$(m wharf 5)" -v d="$(m "$peer" 5)" \
+    'BEGIN { printf "ratio wharf/%s: req/s %.2fx, p99 %.2fx, cpu/req %.2fx\n", n, a/b, p/q, c/d }'
 done
 best=$(for peer in nginx haproxy; do echo "$(m "$peer" 2) $peer"; done | sort -n | tail -1 | awk '{print $2}')
 awk -v a="$(m wharf 2)" -v b="$(m "$best" 2)" -v p="$(m wharf 4)" -v q="$(m "$best" 4)" -v n="$best" \
