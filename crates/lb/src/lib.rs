@@ -608,7 +608,7 @@ fn proxy_workers(
                                 )
                                 .await
                             } else {
-                                wharf_net::serve_handed(conns, opts, handler, shutdown).await
+                                wharf_net::serve(conns, opts, handler, shutdown).await
                             }
                         }
                     });

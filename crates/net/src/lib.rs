@@ -9,5 +9,5 @@ pub mod shutdown;
 pub mod tls;
 
 pub use prefixed::Prefixed;
-pub use server::{serve, serve_handed, serve_with_takeover, Connections, ServeOptions};
+pub use server::{serve, serve_with_takeover, Connections, ServeOptions};
 pub use shutdown::{Shutdown, ShutdownSignal};

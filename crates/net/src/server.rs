@@ -50,12 +50,13 @@ impl ServeOptions {
 /// Limit on the TLS handshake, so a silent client cannot hold a task forever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves connections from `listener` with `handler` until `shutdown`
-/// fires, then stops accepting and waits up to `grace` for open connections
-/// to finish their requests. Returns the number of connections that were
-/// still open when the grace period ran out.
+/// Serves connections from `connections` (a listener, or connections
+/// handed over) with `handler` until `shutdown` fires, then stops
+/// accepting and waits up to `grace` for open connections to finish their
+/// requests. Returns the number of connections that were still open when
+/// the grace period ran out.
 pub async fn serve<H, F, B>(
-    listener: TcpListener,
+    connections: impl Into<Connections>,
     opts: ServeOptions,
     handler: H,
     shutdown: ShutdownSignal,
@@ -67,7 +68,7 @@ where
     B::Error: Into<BoxError>,
 {
     serve_inner(
-        Connections::Listener(listener),
+        connections.into(),
         opts,
         handler,
         None::<NoTakeover>,
@@ -82,6 +83,12 @@ where
 pub enum Connections {
     Listener(TcpListener),
     Handed(tokio::sync::mpsc::Receiver<(std::net::TcpStream, SocketAddr)>),
+}
+
+impl From<TcpListener> for Connections {
+    fn from(l: TcpListener) -> Connections {
+        Connections::Listener(l)
+    }
 }
 
 impl Connections {
@@ -110,7 +117,7 @@ type NoTakeover = fn(TcpStream, SocketAddr) -> std::future::Ready<Handback>;
 /// what it will not. `takeover` must stop at a request boundary once
 /// `shutdown` fires; its connections count in the grace period like any.
 pub async fn serve_with_takeover<H, F, B, T, TF>(
-    connections: Connections,
+    connections: impl Into<Connections>,
     opts: ServeOptions,
     handler: H,
     takeover: T,
@@ -124,23 +131,7 @@ where
     T: Fn(TcpStream, SocketAddr) -> TF + Clone + Send + Sync + 'static,
     TF: Future<Output = Handback> + Send + 'static,
 {
-    serve_inner(connections, opts, handler, Some(takeover), shutdown).await
-}
-
-/// Like [`serve`], for connections accepted elsewhere and handed over.
-pub async fn serve_handed<H, F, B>(
-    connections: Connections,
-    opts: ServeOptions,
-    handler: H,
-    shutdown: ShutdownSignal,
-) -> usize
-where
-    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = Response<B>> + Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    serve_inner(connections, opts, handler, None::<NoTakeover>, shutdown).await
+    serve_inner(connections.into(), opts, handler, Some(takeover), shutdown).await
 }
 
 async fn serve_inner<H, F, B, T, TF>(
@@ -202,26 +193,22 @@ where
                 async move { Ok::<_, std::convert::Infallible>(fut.await) }
             });
             let result = match (tls, takeover) {
-                (None, Some(takeover)) => {
-                    let handback = {
-                        let _counted = taken.enter();
-                        takeover(stream, peer).await
+                (None, takeover) => {
+                    // Plain connections: the takeover's first, if any; what it
+                    // hands back (with the bytes it read) goes on to hyper.
+                    let stream = match takeover {
+                        Some(takeover) => {
+                            let handback = {
+                                let _counted = taken.enter();
+                                takeover(stream, peer).await
+                            };
+                            let Some(stream) = handback else {
+                                return;
+                            };
+                            stream
+                        }
+                        None => Prefixed::new(Bytes::new(), stream),
                     };
-                    let Some(stream) = handback else {
-                        return;
-                    };
-                    watcher
-                        .watch(
-                            builder
-                                .serve_connection_with_upgrades(
-                                    TokioIo::new(Guarded::new(stream, strict)),
-                                    service,
-                                )
-                                .into_owned(),
-                        )
-                        .await
-                }
-                (None, None) => {
                     watcher
                         .watch(
                             builder
