@@ -89,11 +89,15 @@ format = "off"
 [clustering]
 enabled = false
 TOML
-WHARF_LOG=warn TOKIO_WORKER_THREADS=2 "$bin/wharf" lb --config "$work/lb.toml" >"$work/wharf.log" 2>&1 &
+# In a session of its own, as nginx and HAProxy put themselves when they
+# daemonize: with the kernel's autogroup scheduling (sched_autogroup_enabled)
+# CPU is shared between sessions first, so a proxy left in this script's
+# session would share wrk's share of the CPU, and its tail latency shows it.
+WHARF_LOG=warn TOKIO_WORKER_THREADS=2 setsid "$bin/wharf" lb --config "$work/lb.toml" >"$work/wharf.log" 2>&1 &
 echo $! >"$work/wharf.pid"
 if [ -n "${WHARF_ALT:-}" ]; then
   sed -e "s#$work/lbdata#$work/altdata#" -e "s/^port = $wharf_port\$/port = $alt_port/" "$work/lb.toml" >"$work/alt.toml"
-  WHARF_LOG=warn TOKIO_WORKER_THREADS=2 "$WHARF_ALT" lb --config "$work/alt.toml" >"$work/wharf-alt.log" 2>&1 &
+  WHARF_LOG=warn TOKIO_WORKER_THREADS=2 setsid "$WHARF_ALT" lb --config "$work/alt.toml" >"$work/wharf-alt.log" 2>&1 &
   echo $! >"$work/wharf-alt.pid"
 fi
 
@@ -184,7 +188,9 @@ echo "cpu_us/req: the proxy's own CPU time (user + system, all its threads or pr
 printf '%-6s %-10s %12s %10s %10s %11s\n' round proxy req/s p50_ms p99_ms cpu_us/req
 : >"$work/results"
 for r in $(seq 1 "$ROUNDS"); do
-  for name in $names; do
+  # Each round starts with the next proxy, so none always runs first.
+  order=$(echo $names | awk -v r="$r" '{ for (i = 0; i < NF; i++) printf "%s ", $((i + r - 1) % NF + 1) }')
+  for name in $order; do
     read -r rps p50 p99 cpu errs < <(run "$(url "$(port_of "$name")")" "$name")
     printf '%-6s %-10s %12s %10s %10s %11s %s\n' "$r" "$name" "$rps" "$p50" "$p99" "$cpu" "$errs"
     echo "$name $rps $p50 $p99 $cpu" >>"$work/results"
