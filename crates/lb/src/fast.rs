@@ -13,7 +13,7 @@
 //! set the same forwarding headers, remove the same hop-by-hop headers,
 //! retry and eject the same way, and count the same metrics.
 
-use crate::headers::{forwarded_values, ClientSide};
+use crate::headers::{write_forwarding, ClientSide, Peer};
 use crate::metrics::{pool_labels, ServiceMetrics};
 use crate::pool::{Backend, Pool};
 use crate::proxy::{self, Listener, AFFINITY_COOKIE};
@@ -62,10 +62,10 @@ const FORWARDING: &[&str] = &[
 ];
 
 /// Idle member connections of this worker thread, by address.
-type Idle = HashMap<String, Vec<(TcpStream, Instant)>>;
+type Idle = HashMap<String, Vec<(TcpStream, Instant)>, rustc_hash::FxBuildHasher>;
 
 thread_local! {
-    static IDLE: RefCell<Idle> = RefCell::new(HashMap::new());
+    static IDLE: RefCell<Idle> = RefCell::new(HashMap::default());
 }
 
 fn checkout(addr: &str, idle_timeout: Duration) -> Option<TcpStream> {
@@ -87,7 +87,10 @@ fn checkin(addr: &str, conn: TcpStream, max_idle: usize) {
     }
     IDLE.with(|p| {
         let mut p = p.borrow_mut();
-        let list = p.entry(addr.to_string()).or_default();
+        let list = match p.get_mut(addr) {
+            Some(list) => list,
+            None => p.entry(addr.to_string()).or_default(),
+        };
         if list.len() < max_idle {
             list.push((conn, Instant::now()));
         }
@@ -96,22 +99,34 @@ fn checkin(addr: &str, conn: TcpStream, max_idle: usize) {
 
 /// The end of a request or response head in `buf`, if it is all there.
 fn head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+    memchr::memmem::find(buf, b"\r\n\r\n").map(|i| i + 4)
 }
 
 fn is(name: &str, set: &[&str]) -> bool {
     set.iter().any(|h| name.eq_ignore_ascii_case(h))
 }
 
-/// The comma-separated tokens of `Connection` headers, lowercase.
-fn connection_tokens<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<String> {
-    headers
-        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-        .filter_map(|(_, v)| std::str::from_utf8(v).ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect()
+/// The comma-separated tokens of the `Connection` headers, as sent.
+struct Tokens<'h>(smallvec::SmallVec<[&'h str; 4]>);
+
+impl<'h> Tokens<'h> {
+    fn of(headers: &[httparse::Header<'h>]) -> Tokens<'h> {
+        Tokens(
+            headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+                .filter_map(|h| std::str::from_utf8(h.value).ok())
+                .flat_map(|v| v.split(','))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .collect(),
+        )
+    }
+
+    /// Whether `name` is one of them (regardless of case).
+    fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|t| t.eq_ignore_ascii_case(name))
+    }
 }
 
 /// One request this path forwards.
@@ -158,7 +173,7 @@ fn answer(metrics: &Arc<ServiceMetrics>, status: u16, message: String, close: bo
 fn decide(
     state: &State,
     listener: Listener,
-    peer: SocketAddr,
+    peer: &Peer,
     head: &[u8],
     up: &mut Vec<u8>,
 ) -> Decision {
@@ -225,7 +240,7 @@ fn decide(
         }
     }
     if te && cl.is_some() {
-        tracing::warn!(%peer, reason = "both Content-Length and Transfer-Encoding are set", "refused a request with ambiguous framing");
+        tracing::warn!(peer = %peer.addr, reason = "both Content-Length and Transfer-Encoding are set", "refused a request with ambiguous framing");
         return answer(
             unrouted,
             400,
@@ -240,11 +255,11 @@ fn decide(
     let Some(host) = host.filter(|h| !h.is_empty()) else {
         return Decision::Handback;
     };
-    let tokens = connection_tokens(headers());
-    if tokens.iter().any(|t| t == "upgrade") {
+    let tokens = Tokens::of(req.headers);
+    if tokens.has("upgrade") {
         return Decision::Handback;
     }
-    let close = tokens.iter().any(|t| t == "close");
+    let close = tokens.has("close");
 
     let active = state.active.load();
     let routed = match active.routes.route(host, path, &state.tenants) {
@@ -302,10 +317,7 @@ fn decide(
     up.extend_from_slice(host.as_bytes());
     up.extend_from_slice(b"\r\n");
     for (name, value) in headers() {
-        if is(name, HOP_BY_HOP)
-            || is(name, FORWARDING)
-            || tokens.iter().any(|t| name.eq_ignore_ascii_case(t))
-        {
+        if is(name, HOP_BY_HOP) || is(name, FORWARDING) || tokens.has(name) {
             continue;
         }
         up.extend_from_slice(name.as_bytes());
@@ -319,13 +331,8 @@ fn decide(
         host,
         port: listener.port,
     };
-    let (xff, fwd) = forwarded_values(xff, fwd, &client);
-    use std::io::Write;
-    let _ = write!(
-        up,
-        "x-forwarded-for: {xff}\r\nx-forwarded-proto: {}\r\nx-forwarded-host: {host}\r\nx-forwarded-port: {}\r\nforwarded: {fwd}\r\n\r\n",
-        listener.proto, listener.port
-    );
+    write_forwarding(up, xff, fwd, &client);
+    up.extend_from_slice(b"\r\n");
     Decision::Forward(Forward {
         service,
         metrics,
@@ -419,8 +426,8 @@ fn parse_response(head: &[u8], head_request: bool) -> Result<Option<ResponseHead
         return Ok(None);
     }
     let headers = || resp.headers.iter().map(|h| (h.name, h.value));
-    let tokens = connection_tokens(headers());
-    let mut keep_alive = resp.version == Some(1) && !tokens.iter().any(|t| t == "close");
+    let tokens = Tokens::of(resp.headers);
+    let mut keep_alive = resp.version == Some(1) && !tokens.has("close");
     let mut framing = None;
     let mut length = None::<u64>;
     for (name, value) in headers() {
@@ -458,8 +465,21 @@ fn parse_response(head: &[u8], head_request: bool) -> Result<Option<ResponseHead
         keep_alive = false;
     }
     let mut out = Vec::with_capacity(head.len() + 64);
-    use std::io::Write;
-    let _ = write!(out, "HTTP/1.1 {status} {}\r\n", resp.reason.unwrap_or(""));
+    match head.iter().position(|b| *b == b'\n') {
+        // An HTTP/1.1 status line goes as it came.
+        Some(end) if resp.version == Some(1) => {
+            let line = &head[..end];
+            out.extend_from_slice(line.strip_suffix(b"\r").unwrap_or(line));
+            out.extend_from_slice(b"\r\n");
+        }
+        _ => {
+            out.extend_from_slice(b"HTTP/1.1 ");
+            out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
     for (name, value) in headers() {
         // The body is passed on as framed, so its framing headers stay.
         let hop = is(
@@ -471,7 +491,7 @@ fn parse_response(head: &[u8], head_request: bool) -> Result<Option<ResponseHead
                 "proxy-authenticate",
                 "upgrade",
             ],
-        ) || tokens.iter().any(|t| name.eq_ignore_ascii_case(t));
+        ) || tokens.has(name);
         if hop {
             continue;
         }
@@ -880,12 +900,17 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     state: Arc<State>,
     listener: Listener,
-    mut shutdown: ShutdownSignal,
+    shutdown: ShutdownSignal,
 ) -> Option<Prefixed<TcpStream>> {
     let mut buf = BytesMut::with_capacity(4096);
     let mut up = Vec::with_capacity(1024);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let peer = Peer::new(peer);
     let mut timer: Timer = Box::pin(tokio::time::sleep(Duration::from_secs(3600)));
+    // One wait for shutdown for the whole connection, rather than a new one
+    // (registered and unregistered with the shared signal) per request.
+    let mut stop_signal = shutdown.clone();
+    let mut stop = std::pin::pin!(stop_signal.wait());
     loop {
         let head_len = loop {
             if let Some(n) = head_end(&buf) {
@@ -902,8 +927,10 @@ pub(crate) async fn serve(
             let got = if waiting {
                 // Between requests: the idle timeout and shutdown apply.
                 tokio::select! {
+                    // The request is usually there when this task wakes.
+                    biased;
                     r = fill_within(&mut client, &mut buf, &mut timer, idle) => r,
-                    _ = shutdown.wait() => return None,
+                    _ = &mut stop => return None,
                 }
             } else {
                 fill_within(&mut client, &mut buf, &mut timer, idle).await
@@ -913,7 +940,7 @@ pub(crate) async fn serve(
                 Ok(false) | Err(_) => return None,
             }
         };
-        let f = match decide(&state, listener, peer, &buf[..head_len], &mut up) {
+        let f = match decide(&state, listener, &peer, &buf[..head_len], &mut up) {
             Decision::Handback => return handback(buf, client),
             Decision::Answer {
                 metrics,
@@ -1012,6 +1039,18 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(h.framing, Framing::Length(0), "HEAD has no body");
+        // An HTTP/1.0 member's status line is the proxy's own HTTP/1.1 one.
+        let h = parse_response(
+            b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!h.keep_alive);
+        assert_eq!(
+            String::from_utf8(h.head).unwrap(),
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+        );
         assert!(parse_response(b"HTTP/1.1 100 Continue\r\n\r\n", false)
             .unwrap()
             .is_none());

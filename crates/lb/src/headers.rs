@@ -96,15 +96,64 @@ pub fn upgrade_of(headers: &HeaderMap) -> Option<HeaderValue> {
     }
 }
 
+/// The client's address as the forwarding headers write it: formatted once
+/// per connection rather than for every request on it.
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// For `X-Forwarded-For`: `192.0.2.1`, `2001:db8::1`.
+    ip: String,
+    /// For `Forwarded`: `for=192.0.2.1`, `for="[2001:db8::1]"`.
+    node: String,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr) -> Peer {
+        let ip = addr.ip().to_string();
+        let node = if addr.is_ipv6() {
+            format!("for=\"[{ip}]\"")
+        } else {
+            format!("for={ip}")
+        };
+        Peer { addr, ip, node }
+    }
+}
+
 /// What the proxy tells the member about the client.
 pub struct ClientSide<'a> {
-    pub peer: SocketAddr,
+    pub peer: &'a Peer,
     /// `http` or `https`.
     pub proto: &'static str,
     /// The Host the client asked for, as sent.
     pub host: &'a str,
     /// The port the client connected to.
     pub port: u16,
+}
+
+/// Appends `prev, ` when a previous proxy set a value.
+fn push_prev(out: &mut Vec<u8>, prev: Option<&str>) {
+    if let Some(prev) = prev.filter(|p| !p.trim().is_empty()) {
+        out.extend_from_slice(prev.as_bytes());
+        out.extend_from_slice(b", ");
+    }
+}
+
+/// Appends the `X-Forwarded-For` value for a request that came with
+/// `prev`: the client appended to it.
+fn push_xff(out: &mut Vec<u8>, prev: Option<&str>, c: &ClientSide<'_>) {
+    push_prev(out, prev);
+    out.extend_from_slice(c.peer.ip.as_bytes());
+}
+
+/// Appends the `Forwarded` value (RFC 7239) for a request that came with
+/// `prev`: an element for this hop appended to it.
+fn push_forwarded(out: &mut Vec<u8>, prev: Option<&str>, c: &ClientSide<'_>) {
+    push_prev(out, prev);
+    out.extend_from_slice(c.peer.node.as_bytes());
+    out.extend_from_slice(b";proto=");
+    out.extend_from_slice(c.proto.as_bytes());
+    out.extend_from_slice(b";host=\"");
+    out.extend(c.host.bytes().filter(|b| *b != b'"' && *b != b'\\'));
+    out.push(b'"');
 }
 
 /// The `X-Forwarded-For` and `Forwarded` values for a request that came
@@ -114,28 +163,34 @@ pub fn forwarded_values(
     prev_forwarded: Option<&str>,
     c: &ClientSide<'_>,
 ) -> (String, String) {
-    use std::fmt::Write;
-    let ip = c.peer.ip();
-    let mut xff = String::with_capacity(48);
-    if let Some(prev) = prev_xff.filter(|p| !p.trim().is_empty()) {
-        xff.push_str(prev);
-        xff.push_str(", ");
-    }
-    let _ = write!(xff, "{ip}");
-    let mut forwarded = String::with_capacity(64 + c.host.len());
-    if let Some(prev) = prev_forwarded.filter(|p| !p.trim().is_empty()) {
-        forwarded.push_str(prev);
-        forwarded.push_str(", ");
-    }
-    if c.peer.is_ipv6() {
-        let _ = write!(forwarded, "for=\"[{ip}]\"");
-    } else {
-        let _ = write!(forwarded, "for={ip}");
-    }
-    let _ = write!(forwarded, ";proto={};host=\"", c.proto);
-    forwarded.extend(c.host.chars().filter(|ch| *ch != '"' && *ch != '\\'));
-    forwarded.push('"');
-    (xff, forwarded)
+    let (mut xff, mut forwarded) = (Vec::with_capacity(48), Vec::with_capacity(96));
+    push_xff(&mut xff, prev_xff, c);
+    push_forwarded(&mut forwarded, prev_forwarded, c);
+    // Made of strings and ASCII only.
+    let text = |v: Vec<u8>| String::from_utf8(v).unwrap_or_default();
+    (text(xff), text(forwarded))
+}
+
+/// Writes the forwarding header lines (`X-Forwarded-For`, `-Proto`,
+/// `-Host`, `-Port`, `Forwarded`) of an HTTP/1.1 head into `out`, for a
+/// request that came with `prev_xff` and `prev_forwarded`.
+pub fn write_forwarding(
+    out: &mut Vec<u8>,
+    prev_xff: Option<&str>,
+    prev_forwarded: Option<&str>,
+    c: &ClientSide<'_>,
+) {
+    out.extend_from_slice(b"x-forwarded-for: ");
+    push_xff(out, prev_xff, c);
+    out.extend_from_slice(b"\r\nx-forwarded-proto: ");
+    out.extend_from_slice(c.proto.as_bytes());
+    out.extend_from_slice(b"\r\nx-forwarded-host: ");
+    out.extend_from_slice(c.host.as_bytes());
+    out.extend_from_slice(b"\r\nx-forwarded-port: ");
+    out.extend_from_slice(itoa::Buffer::new().format(c.port).as_bytes());
+    out.extend_from_slice(b"\r\nforwarded: ");
+    push_forwarded(out, prev_forwarded, c);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Sets `X-Forwarded-For` (appended), `-Proto`, `-Host`, `-Port` and
@@ -236,7 +291,7 @@ mod tests {
         add_forwarded(
             &mut h,
             &ClientSide {
-                peer: "192.0.2.1:5555".parse().unwrap(),
+                peer: &Peer::new("192.0.2.1:5555".parse().unwrap()),
                 proto: "https",
                 host: "as.example.com:8243",
                 port: 8243,
@@ -249,6 +304,50 @@ mod tests {
         assert_eq!(
             h["forwarded"],
             "for=203.0.113.9, for=192.0.2.1;proto=https;host=\"as.example.com:8243\""
+        );
+    }
+
+    /// The fast path's head lines say what the hyper path's headers say.
+    #[test]
+    fn forwarding_lines_match_the_headers() {
+        for (peer, prev) in [
+            ("192.0.2.1:5555", None),
+            (
+                "[2001:db8::1]:443",
+                Some(("203.0.113.9", "for=203.0.113.9")),
+            ),
+        ] {
+            let peer = Peer::new(peer.parse().unwrap());
+            let c = ClientSide {
+                peer: &peer,
+                proto: "http",
+                host: "a\"b.example:8280",
+                port: 8280,
+            };
+            let mut h = HeaderMap::new();
+            if let Some((xff, fwd)) = prev {
+                h.insert(&X_FORWARDED_FOR, HeaderValue::from_static(xff));
+                h.insert(header::FORWARDED, HeaderValue::from_static(fwd));
+            }
+            add_forwarded(&mut h, &c);
+            let mut lines = vec![];
+            write_forwarding(&mut lines, prev.map(|p| p.0), prev.map(|p| p.1), &c);
+            let mut expected = String::new();
+            for name in [
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-forwarded-host",
+                "x-forwarded-port",
+                "forwarded",
+            ] {
+                expected += &format!("{name}: {}\r\n", h[name].to_str().unwrap());
+            }
+            assert_eq!(String::from_utf8(lines).unwrap(), expected);
+        }
+        let v6 = Peer::new("[2001:db8::1]:443".parse().unwrap());
+        assert_eq!(
+            (v6.ip.as_str(), v6.node.as_str()),
+            ("2001:db8::1", "for=\"[2001:db8::1]\"")
         );
     }
 

@@ -341,7 +341,7 @@ pub async fn run(
     let state = Arc::new(State {
         unrouted,
         active: ArcSwap::from_pointee(Active::new(&loaded)),
-        pools: ArcSwap::from_pointee(pool::Pools::new()),
+        pools: ArcSwap::from_pointee(pool::Pools::default()),
         metrics,
         access: ArcSwap::from_pointee(access),
         tenants: ClusterTenants::default(),

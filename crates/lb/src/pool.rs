@@ -219,7 +219,8 @@ impl Pool {
 }
 
 /// Every pool, by key.
-pub type Pools = HashMap<PoolKey, Arc<Pool>>;
+/// (Fx-hashed: rebuilt as members come and go, looked up on every request.)
+pub type Pools = HashMap<PoolKey, Arc<Pool>, rustc_hash::FxBuildHasher>;
 
 /// Builds the pools from the cluster view and the static members, reusing
 /// the backends of `known` (by id) so counters and ejections carry over.
@@ -249,7 +250,7 @@ pub fn build(
         keep.insert(id.to_string(), b.clone());
         b
     };
-    let mut pools = Pools::new();
+    let mut pools = Pools::default();
     for (key, statics) in wanted {
         let mut backends = vec![];
         for m in members {

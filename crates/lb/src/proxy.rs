@@ -2,7 +2,9 @@
 
 use crate::access::Entry;
 use crate::body::{ProxyBody, Reclaim, Tracked};
-use crate::headers::{add_forwarded, check_framing, remove_hop_by_hop, upgrade_of, ClientSide};
+use crate::headers::{
+    add_forwarded, check_framing, remove_hop_by_hop, upgrade_of, ClientSide, Peer,
+};
 use crate::metrics::{pool_labels, ServiceMetrics, UpstreamErrorLabels};
 use crate::pool::Backend;
 use crate::routes::NoRoute;
@@ -238,7 +240,7 @@ pub async fn handle(
     add_forwarded(
         &mut headers,
         &ClientSide {
-            peer,
+            peer: &Peer::new(peer),
             proto: listener.proto,
             host: &host,
             port: listener.port,

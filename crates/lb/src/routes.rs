@@ -1,6 +1,8 @@
 //! The route table: a request's Host (and `/t/<tenant>/` prefix) to the
 //! cluster domain and sub-domain that serves it.
 
+use rustc_hash::FxBuildHasher;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use wharf_config::lbconf::{Affinity, Algorithm, DomainEntry, Services, TenantRange};
@@ -68,7 +70,8 @@ pub struct HostRoute {
 
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    hosts: HashMap<String, Arc<HostRoute>>,
+    /// (Fx-hashed: a fixed table, looked up on every request.)
+    hosts: HashMap<String, Arc<HostRoute>, FxBuildHasher>,
     /// A service with `hosts *;` takes every host not named elsewhere.
     any_host: Option<Arc<HostRoute>>,
 }
@@ -160,9 +163,9 @@ impl RouteTable {
         let name = normalize_host(host);
         let route = self
             .hosts
-            .get(&name)
+            .get(name.as_ref())
             .or(self.any_host.as_ref())
-            .ok_or(NoRoute::UnknownHost(name))?;
+            .ok_or_else(|| NoRoute::UnknownHost(name.into_owned()))?;
         let tenant = tenant_of(path);
         let fallback = || {
             route
@@ -205,7 +208,7 @@ fn target(e: &DomainEntry) -> Target {
 }
 
 /// The host name of a Host header: port removed, lowercase, no trailing dot.
-pub fn normalize_host(host: &str) -> String {
+pub fn normalize_host(host: &str) -> Cow<'_, str> {
     let name = if let Some(rest) = host.strip_prefix('[') {
         rest.split(']').next().unwrap_or(rest)
     } else {
@@ -214,7 +217,12 @@ pub fn normalize_host(host: &str) -> String {
             _ => host,
         }
     };
-    name.trim_end_matches('.').to_ascii_lowercase()
+    let name = name.trim_end_matches('.');
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
 }
 
 /// The tenant domain of a `/t/<tenant>/…` path.
