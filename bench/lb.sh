@@ -163,45 +163,48 @@ to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms
 ticks() {
   local main; main=$(cat "$work/$1.pid")
   for p in $main $(cat /proc/"$main"/task/*/children 2>/dev/null); do
-    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' /proc/"$p"/stat 2>/dev/null
-  done | awk '{ t += $1 } END { print t + 0 }'
+    awk '{ sub(/^.*\) /, ""); print $12, $13 }' /proc/"$p"/stat 2>/dev/null
+  done | awk '{ u += $1; s += $2 } END { print u + 0, s + 0 }'
 }
 hz=$(getconf CLK_TCK)
 run() {
-  local before; before=$(ticks "$2")
+  local user0 sys0 user1 sys1
+  read -r user0 sys0 < <(ticks "$2")
   local out; out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$1")
-  local after; after=$(ticks "$2")
-  local rps p50 p99 errs requests cpu
+  read -r user1 sys1 < <(ticks "$2")
+  local rps p50 p99 errs requests cpu user
   requests=$(echo "$out" | awk '/requests in/ {print $1}')
-  cpu=$(awk -v t=$((after - before)) -v n="$requests" -v hz="$hz" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+  per_request() { awk -v t="$1" -v n="$requests" -v hz="$hz" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }'; }
+  cpu=$(per_request $((user1 + sys1 - user0 - sys0)))
+  user=$(per_request $((user1 - user0)))
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(to_ms "$(echo "$out" | awk '$1=="50%" {print $2}')")
   p99=$(to_ms "$(echo "$out" | awk '$1=="99%" {print $2}')")
   errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')
-  echo "$rps $p50 $p99 $cpu ${errs:-}"
+  echo "$rps $p50 $p99 $cpu $user ${errs:-}"
 }
 
 names="wharf ${WHARF_ALT:+wharf-alt }nginx haproxy"
 port_of() { case $1 in wharf) echo "$wharf_port";; wharf-alt) echo "$alt_port";; nginx) echo "$nginx_port";; haproxy) echo "$haproxy_port";; esac; }
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS interleaved rounds, $(nproc) cores shared by wrk, the proxies and the backend"
-echo "cpu_us/req: the proxy's own CPU time (user + system, all its threads or processes) per request"
-printf '%-6s %-10s %12s %10s %10s %11s\n' round proxy req/s p50_ms p99_ms cpu_us/req
+echo "cpu_us/req: the proxy's own CPU time (user + system, all its threads or processes) per request; user_us/req: the user part"
+printf '%-6s %-10s %12s %10s %10s %11s %12s\n' round proxy req/s p50_ms p99_ms cpu_us/req user_us/req
 : >"$work/results"
 for r in $(seq 1 "$ROUNDS"); do
   # Each round starts with the next proxy, so none always runs first.
   order=$(echo $names | awk -v r="$r" '{ for (i = 0; i < NF; i++) printf "%s ", $((i + r - 1) % NF + 1) }')
   for name in $order; do
-    read -r rps p50 p99 cpu errs < <(run "$(url "$(port_of "$name")")" "$name")
-    printf '%-6s %-10s %12s %10s %10s %11s %s\n' "$r" "$name" "$rps" "$p50" "$p99" "$cpu" "$errs"
-    echo "$name $rps $p50 $p99 $cpu" >>"$work/results"
+    read -r rps p50 p99 cpu user errs < <(run "$(url "$(port_of "$name")")" "$name")
+    printf '%-6s %-10s %12s %10s %10s %11s %12s %s\n' "$r" "$name" "$rps" "$p50" "$p99" "$cpu" "$user" "$errs"
+    echo "$name $rps $p50 $p99 $cpu $user" >>"$work/results"
   done
 done
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 m() { awk -v n="$1" -v c="$2" '$1==n {print $c}' "$work/results" | median; }
 echo
-printf '%-10s %12s %10s %10s %11s\n' median req/s p50_ms p99_ms cpu_us/req
-for name in $names; do printf '%-10s %12s %10s %10s %11s\n' "$name" "$(m "$name" 2)" "$(m "$name" 3)" "$(m "$name" 4)" "$(m "$name" 5)"; done
+printf '%-10s %12s %10s %10s %11s %12s\n' median req/s p50_ms p99_ms cpu_us/req user_us/req
+for name in $names; do printf '%-10s %12s %10s %10s %11s %12s\n' "$name" "$(m "$name" 2)" "$(m "$name" 3)" "$(m "$name" 4)" "$(m "$name" 5)" "$(m "$name" 6)"; done
 for peer in nginx haproxy; do
   awk -v a="$(m wharf 2)" -v b="$(m "$peer" 2)" -v p="$(m wharf 4)" -v q="$(m "$peer" 4)" -v n="$peer" \
     -v c="$(m wharf 5)" -v d="$(m "$peer" 5)" \
