@@ -17,87 +17,26 @@ ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-10s}"
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-64}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wharf-target}"
-
-need_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
-missing=""
-for p in wrk nginx haproxy; do command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] || missing="$missing $p"; done
-if [ -n "$missing" ]; then
-  need_root apt-get update -qq
-  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+. "$(dirname "$0")/lb-common.sh"
+install_missing wrk nginx haproxy
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 
 cargo build --release --locked -p wharf
 bin="$CARGO_TARGET_DIR/release"
-work="$(mktemp -d)"
-cleanup() {
-  kill $(jobs -p) 2>/dev/null || true
-  for pid in "$work"/*.pid; do [ -f "$pid" ] && kill "$(cat "$pid")" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+wharf_port=$(free_port); nginx_port=$(free_port); haproxy_port=$(free_port); alt_port=$(free_port)
+mkdir -p "$work/nginx"
+start_backend
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-backend_port=$(free_port); wharf_port=$(free_port); nginx_port=$(free_port); haproxy_port=$(free_port)
-alt_port=$(free_port)
-mkdir -p "$work/backend" "$work/nginx"
-
-# The backend.
-cat > "$work/backend/nginx.conf" <<CONF
-worker_processes 1;
-pid $work/backend.pid;
-error_log $work/backend/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/backend; proxy_temp_path $work/backend;
-  fastcgi_temp_path $work/backend; uwsgi_temp_path $work/backend; scgi_temp_path $work/backend;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$backend_port;
-    location / { default_type text/plain; return 200 "hello from the backend\n"; }
-  }
-}
-CONF
-"$NGINX" -c "$work/backend/nginx.conf" -e "$work/backend/error.log"
-
-# wharf lb: static member, no clustering, no access log (as the peers).
-cat > "$work/lb.conf" <<CONF
-services {
-  bench {
-    hosts *;
-    domains { bench.domain { members 127.0.0.1:$backend_port; } }
-  }
-}
-CONF
-cat > "$work/lb.toml" <<TOML
-[lb]
-data_dir = "$work/lbdata"
-services_file = "$work/lb.conf"
-[lb.http]
-bind = "127.0.0.1"
-port = $wharf_port
-[lb.https]
-bind = "127.0.0.1"
-port = 0
-[lb.status]
-port = 0
-[lb.access_log]
-format = "off"
-[clustering]
-enabled = false
-TOML
 # In a session of its own, as nginx and HAProxy put themselves when they
 # daemonize: with the kernel's autogroup scheduling (sched_autogroup_enabled)
 # CPU is shared between sessions first, so a proxy left in this script's
 # session would share wrk's share of the CPU, and its tail latency shows it.
-WHARF_LOG=warn TOKIO_WORKER_THREADS=2 setsid "$bin/wharf" lb --config "$work/lb.toml" >"$work/wharf.log" 2>&1 &
+lb_config wharf "$wharf_port"
+WHARF_LOG=warn TOKIO_WORKER_THREADS=2 setsid "$bin/wharf" lb --config "$work/wharf.toml" >"$work/wharf.log" 2>&1 &
 echo $! >"$work/wharf.pid"
 if [ -n "${WHARF_ALT:-}" ]; then
-  sed -e "s#$work/lbdata#$work/altdata#" -e "s/^port = $wharf_port\$/port = $alt_port/" "$work/lb.toml" >"$work/alt.toml"
-  WHARF_LOG=warn TOKIO_WORKER_THREADS=2 setsid "$WHARF_ALT" lb --config "$work/alt.toml" >"$work/wharf-alt.log" 2>&1 &
+  lb_config wharf-alt "$alt_port"
+  WHARF_LOG=warn TOKIO_WORKER_THREADS=2 setsid "$WHARF_ALT" lb --config "$work/wharf-alt.toml" >"$work/wharf-alt.log" 2>&1 &
   echo $! >"$work/wharf-alt.pid"
 fi
 
@@ -152,8 +91,7 @@ CONF
 
 url() { echo "http://127.0.0.1:$1/"; }
 for port in $backend_port $wharf_port $nginx_port $haproxy_port ${WHARF_ALT:+$alt_port}; do
-  for _ in $(seq 1 200); do curl -sf "$(url "$port")" >/dev/null && break; sleep 0.1; done
-  curl -sf "$(url "$port")" | grep -q "hello from the backend" || { echo "not serving on $port"; cat "$work"/*.log "$work"/*/error.log 2>/dev/null; exit 1; }
+  wait_serving "$port" "port $port"
 done
 
 to_ms() { awk -v v="$1" 'BEGIN { n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.2f", n }'; }
