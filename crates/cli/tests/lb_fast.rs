@@ -234,3 +234,54 @@ GET /echo?third HTTP/1.1\r\nHost: x\r\n\r\n";
         "{out}"
     );
 }
+
+/// Requests served on the fast path by both worker threads are all
+/// counted: the per-thread metric slots add up to exactly what was served.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_fast_path_request_is_counted_once() {
+    let member = raw_member(Arc::new(AtomicUsize::new(0))).await;
+    let lb = TestLb::start(bin(), &services(member), "", "", false);
+    let (clients, each) = (8, 25);
+    let mut tasks = vec![];
+    for _ in 0..clients {
+        // A client (and so a connection) each: the acceptor deals them to
+        // the worker threads in turn.
+        let (http, url) = (reqwest::Client::new(), lb.url("/echo"));
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..each {
+                let r = http.get(&url).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                r.bytes().await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let m = reqwest::get(lb.status_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> Option<u64> {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+    };
+    let served = clients * each;
+    assert_eq!(
+        value("wharf_lb_requests_total{service=\"s\",status=\"200\"}"),
+        Some(served),
+        "{m}"
+    );
+    assert_eq!(
+        value("wharf_lb_request_duration_seconds_count{service=\"s\"}"),
+        Some(served),
+        "{m}"
+    );
+    assert_eq!(
+        value("wharf_lb_request_duration_seconds_bucket{le=\"+Inf\",service=\"s\"}"),
+        Some(served),
+        "{m}"
+    );
+}
