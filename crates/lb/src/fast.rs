@@ -596,7 +596,7 @@ enum Failed {
 /// head's length.
 async fn exchange(
     addr: &str,
-    (head, body): (&[u8], &[u8]),
+    request: &[u8],
     head_request: bool,
     connect_timeout: Duration,
     idle_timeout: Duration,
@@ -624,11 +624,7 @@ async fn exchange(
             }
         };
         let stale = |e: String| if pooled { None } else { Some(Failed::Reset(e)) };
-        let mut written = conn.write_all(head).await;
-        if written.is_ok() && !body.is_empty() {
-            written = conn.write_all(body).await;
-        }
-        if let Err(e) = written {
+        if let Err(e) = conn.write_all(request).await {
             match stale(e.to_string()) {
                 None => continue,
                 Some(f) => return Err(f),
@@ -673,12 +669,13 @@ async fn exchange(
     Err(Failed::Reset("the member closed the connection".into()))
 }
 
-/// Forwards one request; returns whether the client connection stays open.
+/// Forwards one request (`request`: its head and body as the member gets
+/// them); returns whether the client connection stays open.
 async fn forward(
     state: &State,
     client: &mut TcpStream,
     f: Forward,
-    (up_head, body): (&[u8], &[u8]),
+    request: &[u8],
     rbuf: &mut BytesMut,
     timer: &mut Timer,
     draining: bool,
@@ -704,7 +701,7 @@ async fn forward(
         let guard = backend.start();
         let sent = exchange(
             &backend.addr,
-            (up_head, body),
+            request,
             f.head_request,
             active.pool.connect_timeout,
             active.pool.idle_timeout,
@@ -969,11 +966,13 @@ pub(crate) async fn serve(
                 Ok(false) | Err(_) => return None,
             }
         }
+        // The body goes with the head, in one write.
+        up.extend_from_slice(&buf[head_len..total]);
         let keep = forward(
             &state,
             &mut client,
             f,
-            (&up, &buf[head_len..total]),
+            &up,
             &mut rbuf,
             &mut timer,
             shutdown.is_triggered(),
