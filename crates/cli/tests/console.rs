@@ -185,6 +185,23 @@ async fn the_console_in_a_real_browser() {
         },
     )
     .await;
+    // The manager samples the workers' counters every 5 s: the requests
+    // just made show as a rate over the last minute, with no 5xx.
+    wait_until_async(
+        "a request rate on the applications page",
+        PATIENCE,
+        || async {
+            c.refresh().await.ok()?;
+            let cell = |n: usize| {
+                let xpath = format!("//tr[td[contains(., '/hello')]]/td[{n}]");
+                async move { c.find(Locator::XPath(&xpath)).await.ok()?.text().await.ok() }
+            };
+            let rate: f64 = cell(7).await?.trim().parse().ok()?;
+            let errors = cell(8).await?;
+            (rate > 0.0 && errors.trim() == "0.0 %").then_some(())
+        },
+    )
+    .await;
     let apps = wait_text(c, "/hello").await;
     assert!(
         apps.contains("serving") && apps.contains("current revision 2"),

@@ -147,6 +147,8 @@ pub struct Node {
     pub tenants: ArcSwap<tenants::Directory>,
     /// The tenant domains this node has published (a manager).
     published_tenants: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// A manager's minute of application counters, for the console's rates.
+    pub(crate) rates: console::rates::Rates,
 }
 
 impl Node {
@@ -373,6 +375,7 @@ pub async fn run_with(
         tenant_store,
         tenants: ArcSwap::from_pointee(tenants::Directory::default()),
         published_tenants: Default::default(),
+        rates: Default::default(),
     });
     node.load_tenants();
     tracing::info!(
@@ -403,6 +406,10 @@ pub async fn run_with(
         ));
         let _ = node.cluster.set(cluster);
         node.publish_tenants().await;
+    }
+    if !node.config.server.worker_node {
+        // The console's requests per second over the last minute.
+        tokio::spawn(console::rates::sample(node.clone(), shutdown.clone()));
     }
 
     let deploy_task = start_deployments(&node, &deployment_dir, &shutdown, options)?;

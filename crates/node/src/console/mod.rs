@@ -10,6 +10,7 @@
 
 mod assets;
 mod pages;
+pub(crate) mod rates;
 mod views;
 
 use crate::admin::auth::Caller;

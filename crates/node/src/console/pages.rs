@@ -305,29 +305,11 @@ async fn cluster(State(node): Shared, s: Session, Query(q): Query<FragmentQuery>
 /// Requests and 5xx answers of each application of `tenant`, summed over
 /// the workers' gossip (or this node's own, without a cluster).
 fn app_counts(node: &Node, tenant: u32) -> BTreeMap<String, (u64, u64)> {
-    let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    match node.cluster.get() {
-        Some(c) => {
-            for m in c.members().iter() {
-                if m.info.role != wharf_cluster::Role::Worker {
-                    continue;
-                }
-                for (ctx, (r, e)) in m.info.stats.get(&tenant).into_iter().flatten() {
-                    let slot = out.entry(ctx.clone()).or_default();
-                    slot.0 += r;
-                    slot.1 += e;
-                }
-            }
-        }
-        None => {
-            if let Some(t) = node.apps.load().tenant(tenant) {
-                for (ctx, app) in t.table.iter() {
-                    out.insert(ctx.to_string(), app.stats.get());
-                }
-            }
-        }
-    }
-    out
+    super::rates::counts(node)
+        .into_iter()
+        .filter(|((t, _), _)| *t == tenant)
+        .map(|((_, context), c)| (context, c))
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -369,11 +351,15 @@ async fn apps(State(node): Shared, s: Session, Query(q): Query<TenantParam>) -> 
                 div.scroll { table {
                     thead { tr {
                         th { "Context" } th { "Revision" } th { "Size" } th { "Deployed" }
-                        th { "On each worker" } th { "Requests" } th { "Error rate" } th { span.muted { "Actions" } }
+                        th { "On each worker" } th { "Requests" }
+                        th { "Req/s" br; span.muted { "last minute" } }
+                        th { "5xx" br; span.muted { "last minute" } }
+                        th { span.muted { "Actions" } }
                     } }
                     tbody {
                         @for a in &list.apps {
-                            @let (req, err) = counts.get(&a.context).copied().unwrap_or((0, 0));
+                            @let (req, _) = counts.get(&a.context).copied().unwrap_or((0, 0));
+                            @let rate = node.rates.rate(t.id, &a.context);
                             tr {
                                 td.mono { (prefix) (a.context) }
                                 td.num { (list.revision) }
@@ -389,7 +375,8 @@ async fn apps(State(node): Shared, s: Session, Query(q): Query<TenantParam>) -> 
                                     }
                                 }
                                 td.num { (req) }
-                                td.num { @if req == 0 { "-" } @else { (format!("{:.1} %", err as f64 * 100.0 / req as f64)) } }
+                                td.num { @match rate { Some(r) => (format!("{:.1}", r.per_second)), None => "-" } }
+                                td.num { @match rate.and_then(|r| r.error_share) { Some(e) => (format!("{:.1} %", e * 100.0)), None => "-" } }
                                 td { a href={"/console/undeploy?" (query(&[("context", &a.context)])) "&" (tq)} { "Undeploy…" } }
                             }
                         }
