@@ -152,6 +152,25 @@ pub struct Node {
 }
 
 impl Node {
+    /// The requests and 5xx answers of each application this node serves,
+    /// by tenant, since it loaded them.
+    pub(crate) fn app_counts(
+        &self,
+    ) -> std::collections::BTreeMap<wharf_proto::TenantId, wharf_proto::gossip::AppCounts> {
+        self.apps
+            .load()
+            .tenants()
+            .map(|(tenant, apps)| {
+                let counts = apps
+                    .table
+                    .iter()
+                    .map(|(c, a)| (c.to_string(), a.stats.get()))
+                    .collect();
+                (tenant, counts)
+            })
+            .collect()
+    }
+
     pub fn state(&self) -> NodeState {
         match self.state.load(Ordering::Acquire) {
             0 => NodeState::Starting,

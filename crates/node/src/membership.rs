@@ -107,19 +107,14 @@ pub(crate) async fn publish_stats(
             _ = tick.tick() => {}
             _ = shutdown.wait() => return,
         }
-        let served = node.apps.load_full();
-        let mut now: BTreeMap<wharf_proto::TenantId, String> = BTreeMap::new();
-        for (tenant, apps) in served.tenants() {
-            let counts: wharf_proto::gossip::AppCounts = apps
-                .table
-                .iter()
-                .map(|(c, a)| (c.to_string(), a.stats.get()))
-                .collect();
-            now.insert(
-                tenant,
-                serde_json::to_string(&counts).expect("counts serialize"),
-            );
-        }
+        let now: BTreeMap<wharf_proto::TenantId, String> = node
+            .app_counts()
+            .into_iter()
+            .map(|(tenant, counts)| {
+                let value = serde_json::to_string(&counts).expect("counts serialize");
+                (tenant, value)
+            })
+            .collect();
         for (tenant, value) in &now {
             if last.get(tenant) != Some(value) {
                 cluster

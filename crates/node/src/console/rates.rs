@@ -109,9 +109,9 @@ pub(crate) fn counts(node: &crate::Node) -> BTreeMap<AppKey, (u64, u64)> {
             }
         }
         None => {
-            for (tenant, apps) in node.apps.load().tenants() {
-                for (context, app) in apps.table.iter() {
-                    out.insert((tenant, context.to_string()), app.stats.get());
+            for (tenant, apps) in node.app_counts() {
+                for (context, c) in apps {
+                    out.insert((tenant, context), c);
                 }
             }
         }
