@@ -246,7 +246,7 @@ impl GitRepo {
                 apps,
             );
             let oid = self.write_commit(&git, base, &prefix, current.as_ref(), &manifest)?;
-            if self.push(&git, oid)? {
+            if self.push(&git, base, oid)? {
                 let _ = git.reference(&self.tracking_ref(), oid, true, "pushed");
                 tracing::info!(tenant, revision = manifest.revision, commit = %oid, "committed to git");
                 return Ok(Committed {
@@ -375,9 +375,60 @@ impl GitRepo {
             .map_err(b)
     }
 
-    /// Pushes `commit` to the branch; false when the remote refused it
-    /// because the branch moved (a fast-forward was needed).
-    fn push(&self, git: &Git, commit: Oid) -> Result<bool, RepoError> {
+    /// Pushes `commit`, built on `base` (the branch's tip when it was
+    /// fetched; none for the first commit), to the branch; false when the
+    /// branch has moved since.
+    fn push(&self, git: &Git, base: Option<Oid>, commit: Oid) -> Result<bool, RepoError> {
+        let branch = format!("refs/heads/{}", self.branch);
+        let Some(path) = self.local_remote() else {
+            // A git server moves the branch only if it is still where the
+            // push says it was.
+            return self.send(git, commit, &branch);
+        };
+        // libgit2 pushes to a repository on this machine by overwriting the
+        // branch without comparing it with what it was, so of two managers
+        // racing, one would lose its commit. The objects go there under a
+        // ref of their own; the branch then moves only if it is still
+        // `base`, compared under the branch's lock.
+        let staging = format!("refs/wharf/incoming/{commit}");
+        self.send(git, commit, &staging)?;
+        let remote = Git::open(path).map_err(backend("opening the repository"))?;
+        let moved = match base {
+            Some(old) => remote.reference_matching(&branch, commit, true, old, "wharf: commit"),
+            None => remote.reference(&branch, commit, false, "wharf: first commit"),
+        };
+        if let Ok(mut r) = remote.find_reference(&staging) {
+            let _ = r.delete();
+        }
+        match moved {
+            Ok(_) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    git2::ErrorCode::Modified | git2::ErrorCode::Exists | git2::ErrorCode::Locked
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(RepoError::Backend(format!(
+                "git: moving {branch} in {path}: {}",
+                e.message()
+            ))),
+        }
+    }
+
+    /// The path of the remote when it is a repository on this machine
+    /// (`file://` or a plain path).
+    fn local_remote(&self) -> Option<&str> {
+        match self.url.strip_prefix("file://") {
+            Some(path) => Some(path),
+            None => (!self.url.contains("://")).then_some(self.url.as_str()),
+        }
+    }
+
+    /// Pushes `commit` to the remote's `remote_ref`; false when the remote
+    /// refused it because the ref moved (a fast-forward was needed).
+    fn send(&self, git: &Git, commit: Oid, remote_ref: &str) -> Result<bool, RepoError> {
         let local_ref = "refs/heads/wharf-push";
         git.reference(local_ref, commit, true, "to push")
             .map_err(backend("preparing the push"))?;
@@ -394,7 +445,7 @@ impl GitRepo {
         });
         let mut opts = git2::PushOptions::new();
         opts.remote_callbacks(cb);
-        let refspec = format!("{local_ref}:refs/heads/{}", self.branch);
+        let refspec = format!("{local_ref}:{remote_ref}");
         let pushed = remote.push(&[&refspec], Some(&mut opts));
         drop(opts);
         match (pushed, rejected.into_inner()) {
